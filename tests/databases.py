@@ -1,0 +1,88 @@
+"""Real databases for tests: a SQLite file per test, a fresh PostgreSQL database per module.
+
+PostgreSQL is found at ``LINK_MQ_TEST_POSTGRES_URL`` (default: trust auth on 127.0.0.1:5432).
+If it is down, the setup tries to start a locally installed cluster. When none can be had,
+tests that need it skip locally and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+_START_TIMEOUT_S = 30.0
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("LINK_MQ_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+def _reachable(url: str) -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        return str(exc.orig).strip()
+    finally:
+        engine.dispose()
+    return None
+
+
+def _start_local_cluster() -> None:
+    """Start every installed Debian PostgreSQL cluster that is down (best effort: the
+    reachability check after it decides)."""
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return
+    for version in sorted(os.listdir("/etc/postgresql")):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def ensure_postgres() -> str:
+    """The admin URL of a running PostgreSQL, or skip (fail under CI=true)."""
+    url = postgres_admin_url()
+    problem = _reachable(url)
+    if problem is not None:
+        _start_local_cluster()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while (problem := _reachable(url)) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if problem is not None:
+        message = f"PostgreSQL is not reachable at {make_url(url)!r}: {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: a missing PostgreSQL fails the run)")
+        pytest.skip(message)
+    return url
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str, label: str) -> Iterator[str]:
+    """A new, empty database for the duration of the block; dropped afterwards."""
+    name = f"linkmq_{label[:30]}_{uuid.uuid4().hex[:8]}".lower()
+    safe_name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{safe_name}"'))
+        yield make_url(admin_url).set(database=safe_name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{safe_name}" WITH (FORCE)'))
+        admin.dispose()

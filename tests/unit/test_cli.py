@@ -1,0 +1,23 @@
+"""The link-mq command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from link_message_queue.cli import main
+
+
+def test_cli__demo_moves_every_user_through_four_hops(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--users", "5"]) == 0
+
+    out = capsys.readouterr().out
+    assert "4 hops, 5 users archived" in out
+    assert "data-processed" in out
+
+
+def test_cli__unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fly"])
+
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
