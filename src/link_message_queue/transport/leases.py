@@ -1,0 +1,98 @@
+"""Lease keeping: a live consumer renews the leases of the messages it holds, so a long task is
+never redelivered while its worker lives; and it deletes messages whose time-to-live ran out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from .store import MessageStore
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        store: MessageStore,
+        owner: str,
+        lease_s: float,
+        renew_interval_s: float,
+        cleanup_interval_s: float,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease_s = lease_s
+        self._renew_interval_s = renew_interval_s
+        self._cleanup_interval_s = cleanup_interval_s
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self._held.update(ids)
+        self._start_once()
+
+    def forget(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self._held.difference_update(ids)
+
+    def held(self) -> list[int]:
+        with self._lock:
+            return sorted(self._held)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def renew_now(self) -> int:
+        held = self.held()
+        if not held:
+            return 0
+        renewed = self.store.renew(held, self.owner, self.lease_s)
+        if renewed < len(held):
+            # Leases we no longer own ran out (a stall longer than the lease): another consumer
+            # may be running those messages now.
+            logger.warning(
+                "%d of %d leases were lost before renewal; those messages may run twice",
+                len(held) - renewed,
+                len(held),
+                extra={"action": "lease_lost"},
+            )
+        return renewed
+
+    def _start_once(self) -> None:
+        if self._thread is not None or self._stopping.is_set():
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="linkmq-leases", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        next_cleanup = time.monotonic() + self._cleanup_interval_s
+        while not self._stopping.wait(self._renew_interval_s):
+            try:
+                self.renew_now()
+                if time.monotonic() >= next_cleanup:
+                    next_cleanup = time.monotonic() + self._cleanup_interval_s
+                    deleted = self.store.delete_expired()
+                    if deleted:
+                        logger.info(
+                            "deleted %d expired messages", deleted, extra={"action": "expire"}
+                        )
+            except Exception as exc:
+                # The database may be down: say so and try again next round; the leases last
+                # lease_s, three renewal rounds by default.
+                logger.error(
+                    "lease renewal failed: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                    extra={"action": "renew"},
+                )

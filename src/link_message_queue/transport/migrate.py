@@ -1,0 +1,72 @@
+"""Schema management: ``link-mq db upgrade`` and the check made when a transport connects."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from .engines import masked
+from .errors import SchemaMissingError
+from .schema import SCHEMA_REVISION
+
+logger = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# An arbitrary constant: concurrent upgrades on PostgreSQL queue on this advisory lock.
+_PG_MIGRATION_LOCK = 0x6C696E6B6D71
+
+
+def version_table(prefix: str) -> str:
+    return f"{prefix}alembic_version"
+
+
+def current_revision(connection: sa.Connection, prefix: str) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": version_table(prefix)})
+    return context.get_current_revision()
+
+
+def upgrade(engine: sa.Engine, prefix: str) -> str:
+    """Bring the tables under ``prefix`` to the newest revision; safe to run concurrently and
+    repeatedly. Returns the revision the schema is at."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["table_prefix"] = prefix
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+        # On SQLite the transport's engine begins with BEGIN IMMEDIATE: the write lock
+        # serialises concurrent upgrades the same way.
+        before = current_revision(connection, prefix)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        after = current_revision(connection, prefix)
+    if before != after:
+        logger.info(
+            "schema upgraded from %s to %s on %s",
+            before,
+            after,
+            masked(engine.url),
+            extra={"action": "migrate"},
+        )
+    return after or ""
+
+
+def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool) -> None:
+    """Check the schema is current; upgrade it when ``auto_migrate``, else explain what to run."""
+    with engine.connect() as connection:
+        revision = current_revision(connection, prefix)
+    if revision == SCHEMA_REVISION:
+        return
+    if auto_migrate:
+        upgrade(engine, prefix)
+        return
+    found = "no queue tables" if revision is None else f"schema revision {revision}"
+    raise SchemaMissingError(
+        f"{masked(engine.url)} has {found} under prefix {prefix!r}, "
+        f"this version needs {SCHEMA_REVISION}: run `link-mq db upgrade`"
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the queue tables (run with ``link-mq db upgrade``)."""

@@ -1,0 +1,32 @@
+"""The queue and message tables.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+from alembic import context, op
+
+from link_message_queue.transport.schema import queue_tables
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade() -> None:
+    tables = queue_tables(context.config.attributes["table_prefix"])
+    bind = op.get_bind()
+    tables.metadata.create_all(bind, checkfirst=True)
+    if bind.dialect.name == "postgresql":
+        # Rows live for milliseconds: vacuum the message table often so dead tuples and index
+        # bloat stay bounded under constant churn.
+        op.execute(
+            f"ALTER TABLE {tables.message.name} SET (autovacuum_vacuum_scale_factor = 0.01, "
+            "autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0)"
+        )
+
+
+def downgrade() -> None:
+    tables = queue_tables(context.config.attributes["table_prefix"])
+    tables.metadata.drop_all(op.get_bind())

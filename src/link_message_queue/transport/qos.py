@@ -1,0 +1,66 @@
+"""Acknowledgement with leases: ack deletes the row, reject gives it back or deletes it, and
+unacked messages are handed back at once when the channel closes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kombu.transport import virtual
+
+if TYPE_CHECKING:
+    from .channel import Channel
+
+logger = logging.getLogger(__name__)
+
+
+def row_id(delivery_tag: str) -> int:
+    """The message row behind a delivery tag ``<row id>.<delivery count>``."""
+    return int(str(delivery_tag).partition(".")[0])
+
+
+class LeaseQoS(virtual.QoS):
+    channel: Channel
+
+    def ack(self, delivery_tag: str) -> None:
+        message_id = row_id(delivery_tag)
+        self.channel.store.ack([message_id])
+        self.channel.leases.forget([message_id])
+        logger.debug("ack %s", message_id, extra={"action": "ack", "message_id": message_id})
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        message_id = row_id(delivery_tag)
+        if requeue:
+            self.channel.store.release([message_id], self.channel.leases.owner)
+        else:
+            self.channel.store.ack([message_id])
+        self.channel.leases.forget([message_id])
+        logger.info(
+            "reject %s (%s)",
+            message_id,
+            "requeued" if requeue else "dropped",
+            extra={"action": "reject", "message_id": message_id, "requeue": requeue},
+        )
+        self._quick_ack(delivery_tag)
+
+    def restore_unacked(self) -> list[tuple[BaseException, Any]]:
+        """Hand every unacked message back in one statement (the rows never left the table, so
+        nothing is re-published)."""
+        self._flush()
+        delivered = list(self._delivered.items())
+        self._delivered.clear()
+        ids = [row_id(tag) for tag, _ in delivered]
+        if not ids:
+            return []
+        try:
+            self.channel.store.release(ids, self.channel.leases.owner)
+        except Exception as exc:
+            # The leases still run out, so the messages come back later; kombu logs these.
+            return [(exc, message) for _, message in delivered]
+        finally:
+            self.channel.leases.forget(ids)
+        logger.info(
+            "restored %d unacked messages", len(ids), extra={"action": "restore", "count": len(ids)}
+        )
+        return []

@@ -1,0 +1,234 @@
+"""The message store: every SQL statement the transport runs, and nothing else.
+
+Semantics (leases, redelivery, priorities) are decided by the channel; this module only knows
+how to say them in SQL on each dialect. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` where
+the database has it (PostgreSQL, MySQL 8, MariaDB 10.6), so consumers never wait for each other;
+on SQLite the transaction holds the database write lock (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .schema import QueueTables
+
+# Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
+_EXPIRED_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    payload: str
+    delivery_count: int
+    priority: int
+
+
+class MessageStore:
+    def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.dialect = engine.dialect.name
+        message = tables.message
+        if self.dialect == "postgresql":
+            # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
+            self._put_sql: sa.TextClause | None = sa.text(
+                f"WITH inserted AS (INSERT INTO {message.name} "
+                "(queue, priority, payload, created_at, visible_at, expires_at, delivery_count) "
+                "VALUES (:queue, :priority, :payload, :created_at, :visible_at, :expires_at, 0) "
+                "RETURNING id) SELECT pg_notify(:channel, :queue) FROM inserted"
+            )
+        else:
+            self._put_sql = None
+
+    # -- queues ----------------------------------------------------------------------------
+
+    def declare_queue(
+        self, name: str, arguments: dict[str, Any] | None, connection: sa.Connection | None = None
+    ) -> None:
+        """Create the queue row if it is missing; never fails on a concurrent declare (and so
+        never aborts a caller's PostgreSQL transaction)."""
+        values = {
+            "name": name,
+            "created_at": time.time(),
+            "arguments": json.dumps(arguments) if arguments else None,
+        }
+        statement = self._insert_ignoring_duplicates(self.tables.queue, values)
+        self._execute(statement, connection)
+
+    def has_queue(self, name: str) -> bool:
+        queue = self.tables.queue
+        with self.engine.begin() as connection:
+            found = connection.execute(sa.select(queue.c.name).where(queue.c.name == name))
+            return found.first() is not None
+
+    def delete_queue(self, name: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.delete(self.tables.message).where(self.tables.message.c.queue == name)
+            )
+            connection.execute(sa.delete(self.tables.queue).where(self.tables.queue.c.name == name))
+
+    # -- messages --------------------------------------------------------------------------
+
+    def put(
+        self,
+        queue: str,
+        payload: str,
+        priority: int,
+        expires_at: float | None,
+        connection: sa.Connection | None = None,
+    ) -> None:
+        now = time.time()
+        values = {
+            "queue": queue,
+            "priority": priority,
+            "payload": payload,
+            "created_at": now,
+            "visible_at": now,
+            "expires_at": expires_at,
+        }
+        if self._put_sql is not None:
+            self._execute(
+                self._put_sql.bindparams(channel=self.tables.notify_channel, **values), connection
+            )
+        else:
+            self._execute(sa.insert(self.tables.message).values(**values), connection)
+
+    def claim(self, queue: str, owner: str, lease_s: float, limit: int) -> list[ClaimedRow]:
+        """Lease up to ``limit`` ready messages of ``queue`` to ``owner``, highest priority
+        first, FIFO within a priority."""
+        now = time.time()
+        message = self.tables.message
+        ready = (
+            sa.select(message.c.id)
+            .where(
+                message.c.queue == queue,
+                message.c.visible_at <= now,
+                sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+            )
+            .order_by(message.c.priority.desc(), message.c.id)
+            .limit(limit)
+        )
+        lease = {
+            "visible_at": now + lease_s,
+            "lease_owner": owner,
+            "delivery_count": message.c.delivery_count + 1,
+        }
+        returned = (message.c.id, message.c.payload, message.c.delivery_count, message.c.priority)
+        with self.engine.begin() as connection:
+            if self.dialect in ("postgresql", "sqlite"):
+                locked = ready.with_for_update(skip_locked=True).scalar_subquery()
+                rows = connection.execute(
+                    sa.update(message)
+                    .where(message.c.id.in_(locked))
+                    .values(**lease)
+                    .returning(*returned)
+                ).all()
+            else:
+                # MySQL/MariaDB: no LIMIT in an IN subquery and no UPDATE … RETURNING.
+                ids = list(connection.execute(ready.with_for_update(skip_locked=True)).scalars())
+                if not ids:
+                    return []
+                connection.execute(sa.update(message).where(message.c.id.in_(ids)).values(**lease))
+                rows = connection.execute(sa.select(*returned).where(message.c.id.in_(ids))).all()
+        claimed = [
+            ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows
+        ]
+        claimed.sort(key=lambda row: (-row.priority, row.id))
+        return claimed
+
+    def ack(self, ids: Sequence[int]) -> int:
+        """Delete acknowledged messages."""
+        if not ids:
+            return 0
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
+
+    def release(self, ids: Sequence[int], owner: str) -> int:
+        """Give leased messages back: visible at once, in their old place in the queue."""
+        if not ids:
+            return 0
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.update(message)
+                .where(message.c.id.in_(ids), message.c.lease_owner == owner)
+                .values(visible_at=time.time(), lease_owner=None)
+            ).rowcount
+
+    def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> int:
+        """Extend the leases ``owner`` still holds; returns how many it still held."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.update(message)
+                .where(message.c.id.in_(id_list), message.c.lease_owner == owner)
+                .values(visible_at=time.time() + lease_s)
+            ).rowcount
+
+    def purge(self, queue: str) -> int:
+        """Delete the messages of ``queue`` that no consumer holds."""
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.delete(message).where(
+                    message.c.queue == queue,
+                    sa.or_(message.c.lease_owner.is_(None), message.c.visible_at <= time.time()),
+                )
+            ).rowcount
+
+    def size(self, queue: str) -> int:
+        """Messages of ``queue`` ready to be claimed now."""
+        now = time.time()
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.select(sa.func.count()).where(
+                    message.c.queue == queue,
+                    message.c.visible_at <= now,
+                    sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+                )
+            ).scalar_one()
+
+    def delete_expired(self) -> int:
+        """Delete one bounded batch of messages whose time-to-live ran out."""
+        message = self.tables.message
+        expired = (
+            sa.select(message.c.id).where(message.c.expires_at <= time.time()).limit(_EXPIRED_BATCH)
+        )
+        with self.engine.begin() as connection:
+            if self.dialect in ("mysql", "mariadb"):
+                ids = list(connection.execute(expired).scalars())
+                return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
+            return connection.execute(
+                sa.delete(message).where(message.c.id.in_(expired.scalar_subquery()))
+            ).rowcount
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _execute(self, statement: sa.Executable, connection: sa.Connection | None) -> None:
+        if connection is not None:
+            # The caller's transaction: it commits (or rolls back) the statement with its own work.
+            connection.execute(statement)
+            return
+        with self.engine.begin() as own:
+            own.execute(statement)
+
+    def _insert_ignoring_duplicates(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+        if self.dialect == "sqlite":
+            return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+        return sa.insert(table).values(**values).prefix_with("IGNORE")

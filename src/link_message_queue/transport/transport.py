@@ -1,0 +1,198 @@
+"""The kombu transport ``linkmq``: durable queues in the application's SQL database.
+
+Features
+========
+* Type: Virtual
+* Supports Direct: Yes
+* Supports Topic: Yes
+* Supports Fanout: Yes (bindings known to the publishing process)
+* Supports Priority: Yes (0-9, higher first; FIFO within a priority)
+* Supports TTL: Yes (per-message ``expiration``)
+* At-least-once: Yes (leases; a dead consumer's messages come back within ``lease_s``)
+* Transactional publish: Yes (``publish_on(connection)``)
+
+Connection String
+=================
+``linkmq+<SQLAlchemy URL>``::
+
+    linkmq+sqlite:///link_mq.sqlite3
+    linkmq+postgresql+psycopg://app:secret@db/app
+
+Transport Options
+=================
+* ``table_prefix``: prefix of the queue tables (``linkmq_``); a lower-case SQL identifier.
+* ``lease_s``: how long a fetched message stays leased without renewal (30 s). A live consumer
+  renews its leases every ``lease_renew_interval_s`` (a third of the lease); a killed one's
+  messages become visible again, marked redelivered, when the lease runs out.
+* ``polling_interval``: the longest idle wait between two polls (PostgreSQL: 1 s, since
+  LISTEN/NOTIFY wakes consumers at once; elsewhere 0.25 s). ``polling_interval_min_s`` (5 ms)
+  is the first wait after a delivery; idle waits double up to the ceiling.
+* ``claim_batch_max``: most messages claimed in one round trip (100), within the QoS window.
+* ``max_message_bytes``: a larger message is refused at publish (4 MiB).
+* ``auto_migrate``: create or upgrade the tables on connect (default: SQLite files only;
+  elsewhere run ``link-mq db upgrade``).
+* ``sqlite_synchronous``: SQLite's ``synchronous`` pragma under WAL (``NORMAL``: an
+  application crash loses nothing; a power cut may lose the last commits; ``FULL`` to fsync
+  every commit).
+* ``busy_timeout_s``: how long SQLite waits for the write lock (30 s).
+* ``cleanup_interval_s``: how often expired messages are deleted (10 s, 1000 rows a round).
+* ``engine_options``: extra keyword arguments for ``sqlalchemy.create_engine``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from kombu.transport import virtual
+
+from .channel import Channel
+from .engines import database_url, engine_for, masked
+from .errors import SchemaMissingError
+from .leases import LeaseKeeper
+from .migrate import ensure_schema
+from .options import TransportOptions
+from .schema import queue_tables
+from .store import MessageStore
+from .wakeup import Backoff, PostgresListener, WakeSignal
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_POLL_CEILING_S = {"postgresql": 1.0}
+_DEFAULT_POLL_CEILING_OTHER_S = 0.25
+
+# One signal per database and process: a publish in this process wakes its consumers at once.
+_signals: dict[tuple[int, str], WakeSignal] = {}
+
+
+def _signal_for(url: str, prefix: str) -> WakeSignal:
+    return _signals.setdefault((os.getpid(), f"{prefix}|{url}"), WakeSignal())
+
+
+class Transport(virtual.Transport):
+    Channel = Channel
+
+    can_parse_url = True
+    default_port = None
+    driver_type = "sql"
+    driver_name = "linkmq"
+
+    connection_errors: tuple[Any, ...] = (
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.DisconnectionError,
+        sa.exc.TimeoutError,
+        ConnectionError,
+        OSError,
+    )
+    channel_errors: tuple[Any, ...] = (
+        sa.exc.ProgrammingError,
+        sa.exc.IntegrityError,
+        SchemaMissingError,
+    )
+
+    implements = virtual.Transport.implements.extend(
+        exchange_type=frozenset(["direct", "topic", "fanout"]),
+    )
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        self.options = TransportOptions.from_transport_options(client.transport_options or {})
+        self.url = str(client.hostname)
+        backend = database_url(self.url).get_backend_name()
+        ceiling = self.options.polling_interval or _DEFAULT_POLL_CEILING_S.get(
+            backend, _DEFAULT_POLL_CEILING_OTHER_S
+        )
+        self.backoff = Backoff(self.options.polling_interval_min_s, ceiling)
+        self._pid = os.getpid()
+        self._setup_process_state()
+        super().__init__(client, **kwargs)
+
+    def _setup_process_state(self) -> None:
+        engine = engine_for(self.url, self.options)
+        self.store = MessageStore(engine, queue_tables(self.options.table_prefix))
+        self.signal = _signal_for(self.url, self.options.table_prefix)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leases = LeaseKeeper(
+            self.store,
+            owner,
+            self.options.lease_s,
+            self.options.renew_interval_s,
+            self.options.cleanup_interval_s,
+        )
+        self._listener: PostgresListener | None = None
+
+    # -- connection ------------------------------------------------------------------------
+
+    def establish_connection(self) -> Any:
+        self._check_pid()
+        auto_migrate = self.options.auto_migrate
+        if auto_migrate is None:
+            auto_migrate = self.store.dialect == "sqlite"
+        ensure_schema(self.store.engine, self.options.table_prefix, auto_migrate)
+        return super().establish_connection()
+
+    def close_connection(self, connection: Any) -> None:
+        try:
+            super().close_connection(connection)
+        finally:
+            self.leases.stop()
+            if self._listener is not None:
+                self._listener.stop()
+                self._listener = None
+
+    def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
+        if include_password:
+            return f"linkmq+{uri}"
+        return f"linkmq+{masked(uri)}"
+
+    def driver_version(self) -> str:
+        return str(sa.__version__)
+
+    # -- consuming -------------------------------------------------------------------------
+
+    def drain_events(self, connection: Any, timeout: float | None = None, **_: Any) -> None:
+        """Deliver what is ready, or wait for a wake-up (NOTIFY, a local publish) or the next
+        poll; raise ``socket.timeout`` when ``timeout`` passes with nothing delivered."""
+        self._check_pid()
+        self._listen_once()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = self.signal.generation
+            if self._deliver_ready():
+                self.backoff.reset()
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError  # socket.timeout, which kombu and Celery expect
+            wait_s = self.backoff.next_s()
+            self.signal.wait(seen, wait_s if remaining is None else min(wait_s, remaining))
+
+    def _deliver_ready(self) -> int:
+        for channel in list(self.channels):
+            delivered: int = channel.deliver_ready()
+            if delivered:
+                return delivered
+        return 0
+
+    def _listen_once(self) -> None:
+        if self._listener is not None or self.store.dialect != "postgresql":
+            return
+        if self.store.engine.dialect.driver != "psycopg":
+            return  # LISTEN needs psycopg 3; other drivers poll
+        self._listener = PostgresListener(
+            self.store.engine, self.store.tables.notify_channel, self.signal
+        )
+        self._listener.start()
+
+    def _check_pid(self) -> None:
+        # A transport used in a forked child gets its own engine, leases and listener.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._setup_process_state()
+            for channel in self.channels:
+                channel.store, channel.leases = self.store, self.leases

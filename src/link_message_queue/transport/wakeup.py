@@ -1,0 +1,108 @@
+"""Waking a waiting consumer: an in-process signal, fed by PostgreSQL LISTEN/NOTIFY where the
+database has it, and an adaptive poll everywhere (tight while busy, backing off when idle)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from .engines import masked
+
+logger = logging.getLogger(__name__)
+
+# How long the listener blocks in one wait for notifications; bounds how fast it stops.
+_LISTEN_WAIT_S = 0.5
+_RECONNECT_DELAY_S = 1.0
+
+
+class WakeSignal:
+    """A generation counter: waiters sleep until it moves past the value they last saw."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def notify(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout_s: float) -> bool:
+        """True when woken by a signal after ``seen``, False on time-out."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._generation != seen, timeout_s)
+
+
+class Backoff:
+    """The idle poll interval: ``minimum_s`` after a delivery, doubling up to ``maximum_s``."""
+
+    def __init__(self, minimum_s: float, maximum_s: float) -> None:
+        self.minimum_s = minimum_s
+        self.maximum_s = max(minimum_s, maximum_s)
+        self._current_s = 0.0
+
+    def reset(self) -> None:
+        self._current_s = 0.0
+
+    def next_s(self) -> float:
+        self._current_s = min(self.maximum_s, max(self.minimum_s, self._current_s * 2))
+        return self._current_s
+
+
+class PostgresListener:
+    """A thread that LISTENs on the transport's channel and turns each NOTIFY into a wake-up.
+
+    It holds one connection of its own (outside the pool) with psycopg 3. When the connection
+    drops it logs, reconnects and wakes the consumer once, so nothing published meanwhile waits
+    for the slow poll."""
+
+    def __init__(self, engine: sa.Engine, channel: str, signal: WakeSignal) -> None:
+        self._engine = engine
+        self._channel = channel
+        self._signal = signal
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="linkmq-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=_LISTEN_WAIT_S * 4)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception as exc:
+                logger.warning(
+                    "LISTEN on %s failed (%s: %s); reconnecting in %.1f s",
+                    masked(self._engine.url),
+                    type(exc).__name__,
+                    exc,
+                    _RECONNECT_DELAY_S,
+                    extra={"action": "listen"},
+                )
+                self._signal.notify()
+                self._stopping.wait(_RECONNECT_DELAY_S)
+
+    def _listen(self) -> None:
+        raw: Any = self._engine.raw_connection()
+        try:
+            connection = raw.driver_connection
+            connection.autocommit = True
+            connection.execute(f'LISTEN "{self._channel}"')
+            self._signal.notify()  # anything published before LISTEN is found by this wake-up
+            while not self._stopping.is_set():
+                for _ in connection.notifies(timeout=_LISTEN_WAIT_S, stop_after=1):
+                    self._signal.notify()
+        finally:
+            raw.invalidate()  # never return a LISTENing connection to the pool
