@@ -6,6 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+
+from link_message_queue.transport import upgrade
+from link_message_queue.transport.options import DEFAULT_TABLE_PREFIX
 
 from .databases import ensure_postgres, fresh_postgres_database
 
@@ -36,3 +40,23 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres_url(postgres_url: str) -> str:
+    """The module's PostgreSQL database with the queue tables in place."""
+    engine = sa.create_engine(postgres_url)
+    try:
+        upgrade(engine, DEFAULT_TABLE_PREFIX)
+    finally:
+        engine.dispose()
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """A ``linkmq+`` broker URL, once on a SQLite file (migrated on first connect) and once on
+    a migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        return "linkmq+" + str(request.getfixturevalue("sqlite_url"))
+    return "linkmq+" + str(request.getfixturevalue("migrated_postgres_url"))

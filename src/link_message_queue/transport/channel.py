@@ -112,7 +112,7 @@ class Channel(virtual.Channel):
         self._declared.add(queue)
 
     def _has_queue(self, queue: str, **kwargs: Any) -> bool:
-        return self.store.has_queue(queue)
+        return self.store.has_queue(queue, self._caller_connection())
 
     def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
         self.store.delete_queue(queue)
@@ -122,7 +122,9 @@ class Channel(virtual.Channel):
         return self.store.purge(queue)
 
     def _size(self, queue: str) -> int:
-        return self.store.size(queue)
+        # Inside publish_on(), read on the caller's connection: on SQLite it holds the write
+        # lock, and a second connection would wait for it forever.
+        return self.store.size(queue, self._caller_connection())
 
     # -- consuming -------------------------------------------------------------------------
 

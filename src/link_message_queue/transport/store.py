@@ -63,11 +63,10 @@ class MessageStore:
         statement = self._insert_ignoring_duplicates(self.tables.queue, values)
         self._execute(statement, connection)
 
-    def has_queue(self, name: str) -> bool:
+    def has_queue(self, name: str, connection: sa.Connection | None = None) -> bool:
         queue = self.tables.queue
-        with self.engine.begin() as connection:
-            found = connection.execute(sa.select(queue.c.name).where(queue.c.name == name))
-            return found.first() is not None
+        statement = sa.select(queue.c.name).where(queue.c.name == name)
+        return self._scalar(statement, connection) is not None
 
     def delete_queue(self, name: str) -> None:
         with self.engine.begin() as connection:
@@ -189,18 +188,16 @@ class MessageStore:
                 )
             ).rowcount
 
-    def size(self, queue: str) -> int:
+    def size(self, queue: str, connection: sa.Connection | None = None) -> int:
         """Messages of ``queue`` ready to be claimed now."""
         now = time.time()
         message = self.tables.message
-        with self.engine.begin() as connection:
-            return connection.execute(
-                sa.select(sa.func.count()).where(
-                    message.c.queue == queue,
-                    message.c.visible_at <= now,
-                    sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
-                )
-            ).scalar_one()
+        statement = sa.select(sa.func.count()).where(
+            message.c.queue == queue,
+            message.c.visible_at <= now,
+            sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+        )
+        return int(self._scalar(statement, connection))
 
     def delete_expired(self) -> int:
         """Delete one bounded batch of messages whose time-to-live ran out."""
@@ -225,6 +222,12 @@ class MessageStore:
             return
         with self.engine.begin() as own:
             own.execute(statement)
+
+    def _scalar(self, statement: sa.Select[Any], connection: sa.Connection | None) -> Any:
+        if connection is not None:
+            return connection.execute(statement).scalar()
+        with self.engine.begin() as own:
+            return own.execute(statement).scalar()
 
     def _insert_ignoring_duplicates(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
         if self.dialect == "postgresql":

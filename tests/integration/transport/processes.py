@@ -1,0 +1,46 @@
+"""Code that runs in child processes of the transport tests (spawned, so real processes)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kombu
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+
+
+def hold_one_message(broker_url: str, queue: str, options: dict[str, Any], ready: Any) -> None:
+    """Claim one message, say so, and never ack it: the test kills this process."""
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        simple = connection.SimpleQueue(queue)
+        message = simple.get(timeout=10)
+        ready.put(message.payload)
+        time.sleep(600)
+
+
+def consume_all(
+    broker_url: str, queue: str, options: dict[str, Any], idle_s: float, results: Any
+) -> None:
+    """Consume and ack until the queue stays empty for ``idle_s``; report every body seen."""
+    seen: list[Any] = []
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        simple = connection.SimpleQueue(queue)
+        while True:
+            try:
+                message = simple.get(timeout=idle_s)
+            except simple.Empty:
+                break
+            seen.append(message.payload)
+            message.ack()
+        simple.close()
+    results.put(seen)
+
+
+def publish_range(broker_url: str, queue: str, start: int, stop: int, done: Any) -> None:
+    with kombu.Connection(broker_url) as connection:
+        simple = connection.SimpleQueue(queue)
+        for number in range(start, stop):
+            simple.put(number)
+        simple.close()
+    done.put(stop - start)
