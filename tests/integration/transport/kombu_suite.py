@@ -55,7 +55,8 @@ def load_suite() -> ModuleType:
     if not common.exists():
         _fetch_common(common)
     spec = importlib.util.spec_from_file_location("kombu_integration_common", common)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load kombu's suite from {common}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

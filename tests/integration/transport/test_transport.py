@@ -225,7 +225,7 @@ def test_transport__publish_to_an_unreachable_database_raises(broker_url: str) -
     connection = kombu.Connection("linkmq+" + dead, transport_options={"max_retries": 1})
     # kombu re-raises the transport's connection errors as its own OperationalError, which
     # Celery retries on.
-    with pytest.raises(kombu.exceptions.OperationalError, match="database|connect"):
+    with pytest.raises(kombu.exceptions.OperationalError, match=r"database|connect"):
         connection.Producer().publish({"n": 1}, routing_key="nowhere", retry=False)
 
 
