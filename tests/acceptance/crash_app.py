@@ -1,0 +1,38 @@
+"""A Celery app for crash tests: each task appends ``start``/``done`` lines to a file, so the
+test can tell what ran, what finished and what ran twice. Configured from the environment."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+
+app = Celery("crash_app", broker=os.environ.get("LINK_MQ_TEST_BROKER"))
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_transport_options={
+        "lease_s": float(os.environ.get("LINK_MQ_TEST_LEASE_S", "2")),
+        "polling_interval": 0.1,
+    },
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+
+
+def _record(event: str, number: int) -> None:
+    with open(os.environ["LINK_MQ_TEST_RUNS"], "a", encoding="utf-8") as runs:
+        runs.write(f"{event} {number} {os.getpid()}\n")
+
+
+@app.task(name="crash.work")
+def work(number: int, duration_s: float) -> None:
+    _record("start", number)
+    time.sleep(duration_s)
+    _record("done", number)
