@@ -35,10 +35,13 @@ def runs(tmp_path: Path) -> Runs:
 
 
 @pytest.fixture
-def start_worker(broker_url: str, runs: Runs, tmp_path: Path) -> Iterator[object]:
+def start_worker_on(tmp_path: Path) -> Iterator[object]:
+    """Start a crash-app worker on a broker URL; every worker is stopped at the end."""
     started: list[CeleryProcess] = []
 
-    def start(pool: str, concurrency: int = 2) -> CeleryProcess:
+    def start(
+        broker_url: str, runs: Runs, pool: str = "prefork", concurrency: int = 2
+    ) -> CeleryProcess:
         worker = CeleryProcess(
             [
                 "-A",
@@ -69,6 +72,14 @@ def start_worker(broker_url: str, runs: Runs, tmp_path: Path) -> Iterator[object
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_worker(broker_url: str, runs: Runs, start_worker_on: object) -> object:
+    def start(pool: str, concurrency: int = 2) -> CeleryProcess:
+        return start_worker_on(broker_url, runs, pool, concurrency)  # type: ignore[operator, no-any-return]
+
+    return start
 
 
 def _publish(broker_url: str, count: int, duration_s: float) -> None:

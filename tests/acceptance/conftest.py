@@ -1,0 +1,5 @@
+"""Fixtures of the acceptance tier live in the test modules; this file makes them shared."""
+
+from __future__ import annotations
+
+from .test_worker_crash import runs, start_worker, start_worker_on  # noqa: F401
