@@ -21,3 +21,12 @@ def test_cli__unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_cli__bad_setting_is_reported_with_exit_code_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINK_MQ_TICK_INTERVAL", "never")
+
+    assert main(["demo"]) == 2
+    assert "LINK_MQ_TICK_INTERVAL='never' is invalid" in capsys.readouterr().err
