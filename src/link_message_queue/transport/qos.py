@@ -28,6 +28,7 @@ class LeaseQoS(virtual.QoS):
         self.channel.leases.forget([message_id])
         logger.debug("ack %s", message_id, extra={"action": "ack", "message_id": message_id})
         super().ack(delivery_tag)
+        self._wake_consumer()
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         message_id = row_id(delivery_tag)
@@ -43,6 +44,13 @@ class LeaseQoS(virtual.QoS):
             extra={"action": "reject", "message_id": message_id, "requeue": requeue},
         )
         self._quick_ack(delivery_tag)
+        self._wake_consumer()
+
+    def _wake_consumer(self) -> None:
+        # The prefetch window has room again: wake a consumer waiting in drain_events.
+        transport = self.channel.connection
+        if transport is not None:
+            transport.signal.notify()
 
     def restore_unacked(self) -> list[tuple[BaseException, Any]]:
         """Hand every unacked message back in one statement (the rows never left the table, so
