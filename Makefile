@@ -22,6 +22,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -109,8 +109,10 @@ def test_worker_crash__sigkill_mid_run_loses_no_task(
     _publish(broker_url, total, duration_s=0.3)
     first = start_worker(pool)  # type: ignore[operator]
     wait_for(
-        lambda: sum(runs.events("done").values()) >= 4
-        and bool(runs.events("start") - runs.events("done")),
+        lambda: (
+            sum(runs.events("done").values()) >= 4
+            and bool(runs.events("start") - runs.events("done"))
+        ),
         60,
         "some tasks to finish while others run",
     )

@@ -158,7 +158,13 @@ class Channel(virtual.Channel):
 
     def _claim(self, queue: str, limit: int) -> list[ClaimedRow]:
         options = self.connection.options
-        rows = self.store.claim(queue, self.leases.owner, options.lease_s, limit)
+        acked = self.connection.acks.take()
+        try:
+            rows = self.store.claim(queue, self.leases.owner, options.lease_s, limit, acked)
+        except BaseException:
+            self.connection.acks.give_back(acked)
+            raise
+        self.leases.forget(acked)
         if rows:
             self.leases.hold(row.id for row in rows)
             logger.debug(
@@ -168,6 +174,11 @@ class Channel(virtual.Channel):
                 extra={"action": "claim", "queue": queue, "count": len(rows)},
             )
         return rows
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.flush_acks()
+        super().close()
 
     def _deliver_all(self, queue: str, rows: list[ClaimedRow]) -> None:
         for index, row in enumerate(rows):

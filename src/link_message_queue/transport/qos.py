@@ -4,6 +4,7 @@ unacked messages are handed back at once when the channel closes."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from kombu.transport import virtual
@@ -12,6 +13,30 @@ if TYPE_CHECKING:
     from .channel import Channel
 
 logger = logging.getLogger(__name__)
+
+
+class AckBuffer:
+    """Acked message ids waiting to be deleted. The consumer deletes them in the transaction of
+    its next claim (or on its own when it has nothing to claim), so a busy consumer commits
+    once per message. Acks may come from any thread (Celery's result handler, thread pools)."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+
+    def add(self, message_id: int) -> None:
+        with self._lock:
+            self._ids.append(message_id)
+
+    def take(self) -> list[int]:
+        with self._lock:
+            taken, self._ids = self._ids, []
+            return taken
+
+    def give_back(self, ids: list[int]) -> None:
+        """Ids whose delete failed: they are tried again with the next claim."""
+        with self._lock:
+            self._ids[:0] = ids
 
 
 def row_id(delivery_tag: str) -> int:
@@ -24,8 +49,13 @@ class LeaseQoS(virtual.QoS):
 
     def ack(self, delivery_tag: str) -> None:
         message_id = row_id(delivery_tag)
-        self.channel.store.ack([message_id])
-        self.channel.leases.forget([message_id])
+        transport = self.channel.connection
+        if transport is not None and transport.draining:
+            # A consumer loop is waiting in drain_events: its next claim carries the delete.
+            transport.acks.add(message_id)
+        else:
+            self.channel.store.ack([message_id])
+            self.channel.leases.forget([message_id])
         logger.debug("ack %s", message_id, extra={"action": "ack", "message_id": message_id})
         super().ack(delivery_tag)
         self._wake_consumer()

@@ -37,6 +37,14 @@ class MessageStore:
         self.tables = tables
         self.dialect = engine.dialect.name
         message = tables.message
+        # On PostgreSQL every operation is one statement, so it runs in autocommit: one round
+        # trip (statement and commit together) instead of three (BEGIN, statement, COMMIT).
+        # SQLite keeps explicit BEGIN IMMEDIATE transactions: there is no network to save.
+        self._single: sa.Engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else engine
+        )
         if self.dialect == "postgresql":
             # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
             self._put_sql: sa.TextClause | None = sa.text(
@@ -45,8 +53,19 @@ class MessageStore:
                 "VALUES (:queue, :priority, :payload, :created_at, :visible_at, :expires_at, 0) "
                 "RETURNING id) SELECT pg_notify(:channel, :queue) FROM inserted"
             )
+            table = message.name
+            self._claim_sql: sa.TextClause | None = sa.text(
+                f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
+                f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND visible_at <= :now "
+                "AND (expires_at IS NULL OR expires_at > :now) ORDER BY priority DESC, id "
+                "LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {table} AS m SET visible_at = :until, lease_owner = :owner, "
+                "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
+                "RETURNING m.id, m.payload, m.delivery_count, m.priority"
+            )
         else:
             self._put_sql = None
+            self._claim_sql = None
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -95,16 +114,51 @@ class MessageStore:
             "expires_at": expires_at,
         }
         if self._put_sql is not None:
-            self._execute(
-                self._put_sql.bindparams(channel=self.tables.notify_channel, **values), connection
-            )
+            values["channel"] = self.tables.notify_channel
+            self._execute(self._put_sql, connection, values)
         else:
-            self._execute(sa.insert(self.tables.message).values(**values), connection)
+            self._execute(sa.insert(self.tables.message), connection, values)
 
-    def claim(self, queue: str, owner: str, lease_s: float, limit: int) -> list[ClaimedRow]:
+    def claim(
+        self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
+    ) -> list[ClaimedRow]:
         """Lease up to ``limit`` ready messages of ``queue`` to ``owner``, highest priority
-        first, FIFO within a priority."""
+        first, FIFO within a priority; delete the ``acked`` messages in the same transaction
+        (acks ride along with the next claim: one commit per message instead of two)."""
         now = time.time()
+        if self._claim_sql is not None:
+            with self._single.connect() as connection:
+                rows = connection.execute(
+                    self._claim_sql,
+                    {
+                        "acked": list(acked),
+                        "queue": queue,
+                        "now": now,
+                        "limit": limit,
+                        "until": now + lease_s,
+                        "owner": owner,
+                    },
+                ).all()
+        else:
+            rows = self._claim_portable(
+                queue, owner=owner, now=now, lease_s=lease_s, limit=limit, acked=acked
+            )
+        claimed = [
+            ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows
+        ]
+        claimed.sort(key=lambda row: (-row.priority, row.id))
+        return claimed
+
+    def _claim_portable(
+        self,
+        queue: str,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int,
+        acked: Sequence[int],
+    ) -> Sequence[Any]:
         message = self.tables.message
         ready = (
             sa.select(message.c.id)
@@ -115,6 +169,7 @@ class MessageStore:
             )
             .order_by(message.c.priority.desc(), message.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         lease = {
             "visible_at": now + lease_s,
@@ -123,33 +178,29 @@ class MessageStore:
         }
         returned = (message.c.id, message.c.payload, message.c.delivery_count, message.c.priority)
         with self.engine.begin() as connection:
-            if self.dialect in ("postgresql", "sqlite"):
-                locked = ready.with_for_update(skip_locked=True).scalar_subquery()
-                rows = connection.execute(
+            if acked:
+                connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
+            if self.dialect == "sqlite":
+                # The transaction holds SQLite's write lock: no row locks needed.
+                return connection.execute(
                     sa.update(message)
-                    .where(message.c.id.in_(locked))
+                    .where(message.c.id.in_(ready.scalar_subquery()))
                     .values(**lease)
                     .returning(*returned)
                 ).all()
-            else:
-                # MySQL/MariaDB: no LIMIT in an IN subquery and no UPDATE … RETURNING.
-                ids = list(connection.execute(ready.with_for_update(skip_locked=True)).scalars())
-                if not ids:
-                    return []
-                connection.execute(sa.update(message).where(message.c.id.in_(ids)).values(**lease))
-                rows = connection.execute(sa.select(*returned).where(message.c.id.in_(ids))).all()
-        claimed = [
-            ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows
-        ]
-        claimed.sort(key=lambda row: (-row.priority, row.id))
-        return claimed
+            # MySQL/MariaDB: no LIMIT in an IN subquery and no UPDATE … RETURNING.
+            ids = list(connection.execute(ready).scalars())
+            if not ids:
+                return []
+            connection.execute(sa.update(message).where(message.c.id.in_(ids)).values(**lease))
+            return connection.execute(sa.select(*returned).where(message.c.id.in_(ids))).all()
 
     def ack(self, ids: Sequence[int]) -> int:
         """Delete acknowledged messages."""
         if not ids:
             return 0
         message = self.tables.message
-        with self.engine.begin() as connection:
+        with self._single.begin() as connection:
             return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
 
     def release(self, ids: Sequence[int], owner: str) -> int:
@@ -157,7 +208,7 @@ class MessageStore:
         if not ids:
             return 0
         message = self.tables.message
-        with self.engine.begin() as connection:
+        with self._single.begin() as connection:
             return connection.execute(
                 sa.update(message)
                 .where(message.c.id.in_(ids), message.c.lease_owner == owner)
@@ -170,7 +221,7 @@ class MessageStore:
         if not id_list:
             return 0
         message = self.tables.message
-        with self.engine.begin() as connection:
+        with self._single.begin() as connection:
             return connection.execute(
                 sa.update(message)
                 .where(message.c.id.in_(id_list), message.c.lease_owner == owner)
@@ -215,13 +266,18 @@ class MessageStore:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _execute(self, statement: sa.Executable, connection: sa.Connection | None) -> None:
+    def _execute(
+        self,
+        statement: sa.Executable,
+        connection: sa.Connection | None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
         if connection is not None:
             # The caller's transaction: it commits (or rolls back) the statement with its own work.
-            connection.execute(statement)
+            connection.execute(statement, parameters)
             return
-        with self.engine.begin() as own:
-            own.execute(statement)
+        with self._single.begin() as own:
+            own.execute(statement, parameters)
 
     def _scalar(self, statement: sa.Select[Any], connection: sa.Connection | None) -> Any:
         if connection is not None:

@@ -57,13 +57,14 @@ from .errors import SchemaMissingError
 from .leases import LeaseKeeper
 from .migrate import ensure_schema
 from .options import TransportOptions
+from .qos import AckBuffer
 from .schema import queue_tables
 from .store import MessageStore
 from .wakeup import Backoff, PostgresListener, WakeSignal
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_POLL_CEILING_S = {"postgresql": 1.0}
+_DEFAULT_POLL_CEILING_S = {"postgresql": 2.0}
 _DEFAULT_POLL_CEILING_OTHER_S = 0.25
 
 # One signal per database and process: a publish in this process wakes its consumers at once.
@@ -125,6 +126,22 @@ class Transport(virtual.Transport):
             self.options.cleanup_interval_s,
         )
         self._listener: PostgresListener | None = None
+        self.acks = AckBuffer()
+        self.draining = False
+        self._idle_since_generation: int | None = None
+        self._next_poll_at = 0.0
+
+    def flush_acks(self) -> None:
+        """Delete acked messages that no claim has carried yet."""
+        acked = self.acks.take()
+        if not acked:
+            return
+        try:
+            self.store.ack(acked)
+        except BaseException:
+            self.acks.give_back(acked)
+            raise
+        self.leases.forget(acked)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -138,6 +155,7 @@ class Transport(virtual.Transport):
 
     def close_connection(self, connection: Any) -> None:
         try:
+            self.flush_acks()
             super().close_connection(connection)
         finally:
             self.leases.stop()
@@ -156,21 +174,35 @@ class Transport(virtual.Transport):
     # -- consuming -------------------------------------------------------------------------
 
     def drain_events(self, connection: Any, timeout: float | None = None, **_: Any) -> None:
-        """Deliver what is ready, or wait for a wake-up (NOTIFY, a local publish) or the next
-        poll; raise ``socket.timeout`` when ``timeout`` passes with nothing delivered."""
+        """Deliver what is ready, or wait for a wake-up (NOTIFY, a local publish or ack) or the
+        next poll; raise ``socket.timeout`` when ``timeout`` passes with nothing delivered.
+
+        Polls happen at most once per back-off interval however often Celery calls in, so an
+        idle worker costs one claim per queue every ``polling_interval`` seconds."""
         self._check_pid()
         self._listen_once()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        self.draining = True
+        try:
+            self._drain(None if timeout is None else time.monotonic() + timeout)
+        finally:
+            self.draining = False
+
+    def _drain(self, deadline: float | None) -> None:
         while True:
             seen = self.signal.generation
-            if self._deliver_ready():
-                self.backoff.reset()
-                return
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if seen != self._idle_since_generation or time.monotonic() >= self._next_poll_at:
+                if self._deliver_ready():
+                    self.backoff.reset()
+                    self._idle_since_generation = None
+                    return
+                self.flush_acks()
+                self._idle_since_generation = seen
+                self._next_poll_at = time.monotonic() + self.backoff.next_s()
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise TimeoutError  # socket.timeout, which kombu and Celery expect
-            wait_s = self.backoff.next_s()
-            self.signal.wait(seen, wait_s if remaining is None else min(wait_s, remaining))
+            wake_at = self._next_poll_at if deadline is None else min(self._next_poll_at, deadline)
+            self.signal.wait(seen, max(0.0, wake_at - now))
 
     def _deliver_ready(self) -> int:
         for channel in list(self.channels):

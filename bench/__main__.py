@@ -1,0 +1,85 @@
+"""``python -m bench`` (or ``make bench``): every scenario on kombu's sqla+, linkmq+ and Redis
+in one run; prints ratios, writes ``bench/results/latest.json`` and ``latest.png``.
+
+Needs the PostgreSQL of the test setup (127.0.0.1:5432, trust auth); Redis is used when it
+answers on 127.0.0.1:6379. ``--quick`` shrinks every count for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import celery
+import kombu
+import sqlalchemy as sa
+
+from . import scenarios
+from .brokers import Broker, postgres_brokers, redis_brokers, sqlite_brokers
+from .report import chart, table
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def run(quick: bool) -> dict[str, Any]:
+    scale = 0.1 if quick else 1.0
+    n_publish = int(2000 * scale)
+    n_drain = int(5000 * scale)
+    n_history = int(300_000 * scale)
+    workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
+    brokers: list[Broker] = postgres_brokers() + sqlite_brokers(workdir) + redis_brokers()
+    results: dict[str, dict[str, float]] = {}
+    for broker in brokers:
+        print(f"== {broker.name}", flush=True)
+        measured: dict[str, float] = {}
+        measured |= scenarios.publish_rate(broker, n_publish)
+        if broker.database_url is not None and broker.transport == "linkmq":
+            measured |= scenarios.publish_ceiling(broker, n_publish)
+        measured |= scenarios.drain_rate(broker, workdir, n_drain, budget_s=30)
+        measured |= scenarios.sleepy_tasks(broker, workdir, 200, budget_s=40)
+        measured |= scenarios.latency(broker, workdir, int(200 * max(scale, 0.25)))
+        if broker.database == "PostgreSQL":
+            measured |= scenarios.idle_queries(broker, workdir, seconds=10)
+        if broker.database_url is not None:
+            measured |= scenarios.after_history(
+                broker, n_history, count=int(2000 * max(scale, 0.25)), budget_s=20
+            )
+        results[broker.name] = measured
+        print(json.dumps(measured, indent=1), flush=True)
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}",
+        "versions": {
+            "celery": celery.__version__,
+            "kombu": kombu.__version__,
+            "sqlalchemy": sa.__version__,
+        },
+        "quick": quick,
+        "results": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    report = run(args.quick)
+    RESULTS.mkdir(exist_ok=True)
+    name = "quick" if args.quick else "latest"
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = table(report)
+    (RESULTS / f"{name}.md").write_text(text + "\n")
+    chart(report, RESULTS / f"{name}.png")
+    print(text)
+    print(f"\nwrote {RESULTS / (name + '.json')}, {name}.md and {name}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The Celery app the benchmark workers run; configured from BENCH_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+
+app = Celery("bench", broker=os.environ.get("BENCH_BROKER"))
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue="bench",
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="bench.work")
+def work(sent_at: float, duration_s: float) -> None:
+    started = time.time()
+    if duration_s:
+        time.sleep(duration_s)
+    with open(os.environ["BENCH_OUT"], "a", encoding="utf-8") as out:
+        out.write(f"{sent_at:.6f} {started:.6f} {time.time():.6f}\n")

@@ -1,0 +1,132 @@
+"""The brokers compared: each a name, a Celery broker URL and a way to start from empty."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from link_message_queue.transport import upgrade
+from link_message_queue.transport.engines import engine_for
+from link_message_queue.transport.options import TransportOptions
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@dataclass(frozen=True)
+class Broker:
+    name: str  # e.g. "linkmq+ PostgreSQL"
+    transport: str  # linkmq, sqla or redis
+    database: str  # PostgreSQL, SQLite or Redis
+    url: str  # Celery broker URL
+    database_url: str | None  # the SQLAlchemy URL behind it, for SQL brokers
+    reset: Callable[[], None]
+
+
+def _fresh_postgres(name: str) -> str:
+    admin = sa.create_engine(
+        POSTGRES_ADMIN, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _prepare_linkmq(database_url: str) -> None:
+    upgrade(engine_for(database_url, TransportOptions()), "linkmq_")
+
+
+def _emptier(database_url: str, tables: tuple[str, ...]) -> Callable[[], None]:
+    """Empty the transport's tables in place: both transports keep per-process engines (and
+    sqla+ creates its tables once per process), so the database itself must stay."""
+
+    def reset() -> None:
+        engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        existing = set(sa.inspect(engine).get_table_names())
+        with engine.begin() as connection:
+            for table in tables:
+                if table not in existing:
+                    continue
+                if engine.dialect.name == "postgresql":
+                    connection.execute(sa.text(f"TRUNCATE {table} RESTART IDENTITY CASCADE"))
+                else:
+                    connection.execute(sa.text(f"DELETE FROM {table}"))
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                connection.execute(sa.text("VACUUM"))
+        engine.dispose()
+
+    return reset
+
+
+_SQLA_TABLES = ("kombu_message", "kombu_queue")
+_LINKMQ_TABLES = ("linkmq_message", "linkmq_queue")
+
+
+def postgres_brokers() -> list[Broker]:
+    sqla_db = _fresh_postgres("linkmq_bench_sqla")
+    linkmq_db = _fresh_postgres("linkmq_bench_linkmq")
+    _prepare_linkmq(linkmq_db)
+    return [
+        Broker(
+            "sqla+ PostgreSQL",
+            "sqla",
+            "PostgreSQL",
+            f"sqla+{sqla_db}",
+            sqla_db,
+            _emptier(sqla_db, _SQLA_TABLES),
+        ),
+        Broker(
+            "linkmq+ PostgreSQL",
+            "linkmq",
+            "PostgreSQL",
+            f"linkmq+{linkmq_db}",
+            linkmq_db,
+            _emptier(linkmq_db, _LINKMQ_TABLES),
+        ),
+    ]
+
+
+def sqlite_brokers(directory: Path) -> list[Broker]:
+    sqla_db = f"sqlite:///{directory / 'sqla.sqlite3'}"
+    linkmq_db = f"sqlite:///{directory / 'linkmq.sqlite3'}"
+    _prepare_linkmq(linkmq_db)
+    return [
+        Broker(
+            "sqla+ SQLite",
+            "sqla",
+            "SQLite",
+            f"sqla+{sqla_db}",
+            sqla_db,
+            _emptier(sqla_db, _SQLA_TABLES),
+        ),
+        Broker(
+            "linkmq+ SQLite",
+            "linkmq",
+            "SQLite",
+            f"linkmq+{linkmq_db}",
+            linkmq_db,
+            _emptier(linkmq_db, _LINKMQ_TABLES),
+        ),
+    ]
+
+
+def redis_brokers() -> list[Broker]:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            pass
+    except OSError:
+        return []
+
+    def reset() -> None:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+    return [Broker("Redis", "redis", "Redis", REDIS_URL, None, reset)]

@@ -1,0 +1,292 @@
+"""Benchmark scenarios. Each returns plain numbers; nothing here asserts a time."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import kombu
+import sqlalchemy as sa
+from celery import Celery
+
+from .brokers import Broker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    out: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def records(self) -> list[tuple[float, float, float]]:
+        if not self.out.exists():
+            return []
+        rows = []
+        for line in self.out.read_text().splitlines():
+            sent, started, ended = (float(part) for part in line.split())
+            rows.append((sent, started, ended))
+        return rows
+
+
+def start_worker(broker: Broker, workdir: Path, concurrency: int = 2) -> Worker:
+    out = workdir / f"{broker.transport}-{broker.database}-{time.time_ns()}.out"
+    log = (workdir / "worker.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-Q",
+            "bench",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "BENCH_BROKER": broker.url,
+            "BENCH_OUT": str(out),
+            "PYTHONPATH": str(REPO),
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return Worker(process, out)
+
+
+def _app(url: str) -> Celery:
+    app = Celery("bench-producer", broker=url)
+    app.conf.update(task_serializer="json", task_default_queue="bench")
+    return app
+
+
+def publish(
+    url: str, count: int, duration_s: float = 0.0, rate_per_s: float | None = None
+) -> float:
+    """Publish ``count`` bench tasks; returns messages per second."""
+    app = _app(url)
+    with app.producer_or_acquire() as producer:
+        app.send_task("bench.work", args=(time.time(), 0.0), producer=producer)  # warm-up
+        started = time.perf_counter()
+        for index in range(count):
+            if rate_per_s is not None:
+                pause = started + index / rate_per_s - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+            app.send_task("bench.work", args=(time.time(), duration_s), producer=producer)
+        elapsed = time.perf_counter() - started
+    return count / elapsed
+
+
+def wait_done(worker: Worker, count: int, budget_s: float) -> list[tuple[float, float, float]]:
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline:
+        records = worker.records()
+        if len(records) >= count:
+            return records
+        time.sleep(0.05)
+    return worker.records()
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def publish_rate(broker: Broker, count: int) -> dict[str, float]:
+    broker.reset()
+    return {"publish_per_s": publish(broker.url, count)}
+
+
+def publish_ceiling(broker: Broker, count: int) -> dict[str, float]:
+    """Celery's own publish cost (memory transport) plus one raw INSERT+COMMIT."""
+    celery_rate = publish("memory://", count)
+    assert broker.database_url is not None
+    engine = sa.create_engine(broker.database_url)
+    table = sa.Table(
+        "bench_raw",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("payload", sa.Text),
+    )
+    table.drop(engine, checkfirst=True)
+    table.create(engine)
+    payload = "x" * 600  # about a Celery task message
+    started = time.perf_counter()
+    for _ in range(count):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(payload=payload))
+    raw_rate = count / (time.perf_counter() - started)
+    table.drop(engine)
+    engine.dispose()
+    ceiling = 1 / (1 / celery_rate + 1 / raw_rate)
+    return {
+        "celery_publish_per_s": celery_rate,
+        "raw_insert_per_s": raw_rate,
+        "ceiling_per_s": ceiling,
+    }
+
+
+def drain_rate(broker: Broker, workdir: Path, count: int, budget_s: float) -> dict[str, float]:
+    broker.reset()
+    publish(broker.url, count)
+    worker = start_worker(broker, workdir)
+    try:
+        records = wait_done(worker, count + 1, budget_s)
+    finally:
+        worker.stop()
+    first = min(started for _, started, _ in records)
+    last = max(ended for _, _, ended in records)
+    return {"drain_per_s": len(records) / (last - first), "drained": len(records)}
+
+
+def sleepy_tasks(broker: Broker, workdir: Path, count: int, budget_s: float) -> dict[str, float]:
+    broker.reset()
+    publish(broker.url, count, duration_s=0.05)
+    worker = start_worker(broker, workdir)
+    try:
+        records = wait_done(worker, count + 1, budget_s)
+    finally:
+        worker.stop()
+    first = min(started for _, started, _ in records)
+    last = max(ended for _, _, ended in records)
+    elapsed = last - first
+    # Incomplete runs are extrapolated at the rate reached within the budget.
+    return {"sleepy_s": elapsed * (count + 1) / len(records), "sleepy_done": len(records)}
+
+
+def latency(broker: Broker, workdir: Path, count: int) -> dict[str, float]:
+    broker.reset()
+    worker = start_worker(broker, workdir)
+    try:
+        publish(broker.url, 0)
+        wait_done(worker, 1, 60)  # the warm-up task: the worker is up
+        publish(broker.url, count, rate_per_s=20.0)
+        records = wait_done(worker, count + 2, 30)
+    finally:
+        worker.stop()
+    delays_ms = sorted((started - sent) * 1000 for sent, started, _ in records[2:])
+    quantiles = statistics.quantiles(delays_ms, n=100)
+    return {
+        "latency_p50_ms": quantiles[49],
+        "latency_p99_ms": quantiles[98],
+        "latency_n": len(delays_ms),
+    }
+
+
+def idle_queries(broker: Broker, workdir: Path, seconds: float) -> dict[str, float]:
+    """Transactions per second an idle worker causes (PostgreSQL's own counters)."""
+    broker.reset()
+    assert broker.database_url is not None
+    database = sa.engine.make_url(broker.database_url).database
+    worker = start_worker(broker, workdir)
+    engine = sa.create_engine(broker.database_url, poolclass=sa.pool.NullPool)
+
+    def transactions() -> int:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+            return int(
+                connection.execute(
+                    sa.text(
+                        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = :d"
+                    ),
+                    {"d": database},
+                ).scalar_one()
+            )
+
+    try:
+        publish(broker.url, 0)
+        wait_done(worker, 1, 60)
+        time.sleep(2)
+        before = transactions()
+        time.sleep(seconds)
+        after = transactions()
+    finally:
+        worker.stop()
+        engine.dispose()
+    return {"idle_queries_per_s": max(0, after - before - 1) / seconds}
+
+
+def consume_rate(url: str, count: int, budget_s: float) -> float:
+    """kombu-level consume+ack of ``count`` messages already in the queue."""
+    with kombu.Connection(url) as connection:
+        queue = connection.SimpleQueue("history")
+        for number in range(count):
+            queue.put(number)
+        started = time.perf_counter()
+        done = 0
+        while done < count and time.perf_counter() - started < budget_s:
+            message = queue.get(timeout=5)
+            message.ack()
+            done += 1
+        elapsed = time.perf_counter() - started
+        queue.close()
+    return done / elapsed
+
+
+def after_history(broker: Broker, history: int, count: int, budget_s: float) -> dict[str, float]:
+    """Consume rate on fresh tables, then after ``history`` messages passed through them.
+
+    The history is written in SQL, as each transport leaves it: linkmq+ deletes acked rows
+    (inserted then deleted in batches, as churn does), sqla+ keeps them invisible."""
+    broker.reset()
+    fresh = consume_rate(broker.url, count, budget_s)
+    broker.reset()
+    consume_rate(broker.url, 1, budget_s)  # creates the tables
+    assert broker.database_url is not None
+    engine = sa.create_engine(broker.database_url)
+    batch = 10_000
+    with engine.begin() as connection:
+        if broker.transport == "sqla":
+            queue_id = connection.execute(
+                sa.text("SELECT id FROM kombu_queue WHERE name='history'")
+            ).scalar_one()
+    for _ in range(history // batch):
+        with engine.begin() as connection:
+            if broker.transport == "sqla":
+                # kombu's model takes ids from a sequence on PostgreSQL.
+                postgres = engine.dialect.name == "postgresql"
+                id_column = "id, " if postgres else ""
+                next_id = "nextval('message_id_sequence'), " if postgres else ""
+                connection.execute(
+                    sa.text(
+                        f"INSERT INTO kombu_message ({id_column}visible, timestamp, payload, "
+                        f"version, queue_id) VALUES ({next_id}false, CURRENT_TIMESTAMP, 'x', 1, :q)"
+                    ),
+                    [{"q": queue_id}] * batch,
+                )
+            else:
+                now = time.time()
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO linkmq_message (queue, priority, payload, created_at, visible_at, "
+                        "delivery_count) VALUES ('history', 0, 'x', :t, :t, 1)"
+                    ),
+                    [{"t": now}] * batch,
+                )
+                connection.execute(sa.text("DELETE FROM linkmq_message WHERE payload = 'x'"))
+    engine.dispose()
+    aged = consume_rate(broker.url, count, budget_s)
+    return {"consume_fresh_per_s": fresh, "consume_after_history_per_s": aged, "history": history}
