@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
+from celery import Celery
+
+from .bridge.errors import BridgeError
+from .bridge.runtime import Runtime, build_runtime
+from .celery_config import celery_config
 from .demo import run_demo
+from .engine import EngineError
+from .messages import InvalidMessageError, TickOccurred, decode_processing_message
+from .services import ServiceError
 from .settings import Settings, SettingsError
 from .transport import TransportError, upgrade
 from .transport.engines import engine_for, masked
@@ -16,38 +27,125 @@ from .transport.options import TransportOptions
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="link-mq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a workflow end to end on the embedded default")
-    demo.add_argument("--users", type=int, default=3, help="how many records the workflow moves")
-    db = commands.add_parser("db", help="manage the queue tables in the application database")
+
+    demo = commands.add_parser("demo", help="run the whole system on the embedded default")
+    demo.add_argument("--messages", type=int, default=50, help="workflow messages to dispatch")
+    demo.add_argument(
+        "--timeout", type=float, default=120.0, help="give up after this many seconds"
+    )
+
+    db = commands.add_parser("db", help="manage the tables in the application database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser(
         "upgrade", help="create or upgrade the tables (idempotent, safe to run concurrently)"
     )
     db_upgrade.add_argument("--database-url", help="SQLAlchemy URL (default: LINK_MQ_DATABASE_URL)")
+
+    commands.add_parser("tick", help="emit one TickOccurred here and now (for cron, or no beat)")
+
+    enqueue = commands.add_parser("enqueue", help="queue a JSON workflow message (FILE or -)")
+    enqueue.add_argument(
+        "file", help="a file with the message in the prooph service-bus layout, or -"
+    )
+
+    dead = commands.add_parser("dead-letters", help="inspect and requeue dead letters")
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True)
+    dead_commands.add_parser("list", help="one line per dead letter")
+    show = dead_commands.add_parser("show", help="one dead letter in full")
+    show.add_argument("id", type=int)
+    requeue = dead_commands.add_parser("requeue", help="put dead letters back on their queue")
+    requeue.add_argument("ids", type=int, nargs="*")
+    requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
+    dead_commands.add_parser("purge", help="delete every dead letter")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
         if args.command == "demo":
-            run_demo(users=args.users)
-            return 0
+            summary = run_demo(messages=args.messages, timeout_s=args.timeout)
+            return 0 if summary.processed + summary.dead_lettered == summary.dispatched else 1
         if args.command == "db":
             return _db_upgrade(args.database_url or settings.database_url, settings)
-    except (SettingsError, TransportError) as exc:
+        if args.command == "tick":
+            return _tick(_runtime(settings))
+        if args.command == "enqueue":
+            return _enqueue(_runtime(settings), args.file)
+        if args.command == "dead-letters":
+            if args.dead_command == "requeue" and not (args.ids or args.all):
+                parser.error("dead-letters requeue needs ids or --all")
+            return _dead_letters(_runtime(settings), args)
+    except (SettingsError, TransportError, BridgeError, EngineError, ServiceError) as exc:
         print(f"link-mq: {exc}", file=sys.stderr)
+        return 2
+    except InvalidMessageError as exc:
+        print(f"link-mq: the message is invalid: {exc}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")  # argparse guards this
 
 
+def _runtime(settings: Settings) -> Runtime:
+    app = Celery("link-mq-cli")
+    app.conf.update(celery_config(settings))
+    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    if engine.dialect.name == "sqlite":
+        upgrade(engine, settings.table_prefix)  # the embedded default creates its tables on use
+    return build_runtime(app, settings)
+
+
 def _db_upgrade(database_url: str, settings: Settings) -> int:
-    options = TransportOptions(table_prefix=settings.table_prefix)
-    engine = engine_for(database_url, options)
+    engine = engine_for(database_url, TransportOptions(table_prefix=settings.table_prefix))
     revision = upgrade(engine, settings.table_prefix)
     print(f"link-mq: {masked(database_url)} is at schema revision {revision}")
     return 0
+
+
+def _tick(runtime: Runtime) -> int:
+    runtime.ticks.publish(TickOccurred())
+    print(json.dumps(runtime.consumer_listener.last_result.as_dict()))
+    return 0
+
+
+def _enqueue(runtime: Runtime, file: str) -> int:
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    message = decode_processing_message(text)
+    runtime.producer.dispatch(message)
+    print(f"link-mq: queued {message.name} {message.uuid} for {message.target}")
+    return 0
+
+
+def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
+    letters = runtime.dead_letters
+    if args.dead_command == "list":
+        for letter in letters.recent(limit=1000):
+            when = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
+            print(
+                f"{letter.id}\t{when}\t{letter.reason}\t{letter.attempts}\t"
+                f"{letter.message_name or '-'}\t{letter.exception_type}: {letter.exception_message}"
+            )
+        return 0
+    if args.dead_command == "show":
+        found = letters.get(args.id)
+        if found is None:
+            print(f"link-mq: no dead letter {args.id}", file=sys.stderr)
+            return 1
+        print(json.dumps(found.__dict__, indent=2))
+        return 0
+    if args.dead_command == "requeue":
+        try:
+            requeued = letters.requeue(runtime.producer, None if args.all else args.ids)
+        except LookupError as exc:
+            print(f"link-mq: {exc}", file=sys.stderr)
+            return 1
+        print(f"link-mq: requeued {len(requeued)} dead letters")
+        return 0
+    if args.dead_command == "purge":
+        print(f"link-mq: deleted {letters.purge()} dead letters")
+        return 0
+    raise AssertionError(args.dead_command)
 
 
 if __name__ == "__main__":

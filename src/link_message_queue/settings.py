@@ -13,6 +13,7 @@
 | ``LINK_MQ_CONFIG`` | (none) | dotted module with ``CHANNELS`` and ``SERVICES`` |
 | ``LINK_MQ_TABLE_PREFIX`` | ``linkmq_`` | prefix of every table this project owns |
 | ``LINK_MQ_LEASE_S`` | ``30`` | seconds a fetched message stays leased without renewal |
+| ``LINK_MQ_RETRY_BACKOFF_S`` | ``1`` | first retry delay; it doubles per attempt (at most 300 s) |
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Settings:
     config_module: str | None = None
     table_prefix: str = "linkmq_"
     lease_s: float = 30.0
+    retry_backoff_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +82,7 @@ class Settings:
                 _matching(_IDENTIFIER, "a lower-case SQL identifier"),
             ),
             lease_s=read("LINK_MQ_LEASE_S", cls.lease_s, _positive_float),
+            retry_backoff_s=read("LINK_MQ_RETRY_BACKOFF_S", cls.retry_backoff_s, _positive_float),
         )
 
     def describe(self) -> dict[str, object]:

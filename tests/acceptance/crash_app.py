@@ -11,6 +11,7 @@ from celery import Celery
 import link_message_queue  # noqa: F401  (registers linkmq+)
 
 app = Celery("crash_app", broker=os.environ.get("LINK_MQ_TEST_BROKER"))
+app.conf.task_default_queue = "celery"
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -35,4 +36,14 @@ def _record(event: str, number: int) -> None:
 def work(number: int, duration_s: float) -> None:
     _record("start", number)
     time.sleep(duration_s)
+    _record("done", number)
+
+
+@app.task(name="crash.spawn")
+def spawn(number: int, children: int) -> None:
+    """Publish follow-up tasks from the pool process: the parent's engine must not leak into
+    the forked child (kombu issue #1395 on sqla+)."""
+    _record("start", number)
+    for child in range(children):
+        work.apply_async(args=(number * 100 + child, 0.0))
     _record("done", number)

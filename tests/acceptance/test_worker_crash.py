@@ -3,6 +3,7 @@ than the lease is not redelivered while its worker lives."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,36 @@ def test_worker_crash__long_task_is_not_redelivered_while_its_worker_lives(
 
     assert runs.events("start") == Counter({0: 1})
     assert runs.events("done") == Counter({0: 1})
+
+
+def test_worker_crash__prefork_children_publish_follow_up_tasks(
+    broker_url: str, runs: Runs, start_worker: object
+) -> None:
+    with app.connection_for_write(broker_url) as connection:
+        for number in range(1, 11):
+            app.send_task("crash.spawn", args=(number, 3), connection=connection)
+    worker = start_worker("prefork")  # type: ignore[operator]
+
+    expected = {number * 100 + child for number in range(1, 11) for child in range(3)}
+    wait_for(lambda: expected <= set(runs.events("done")), 60, "every follow-up task to finish")
+    worker.stop()
+
+    assert "Traceback" not in worker.log()
+
+
+def test_worker_crash__countdown_longer_than_the_lease_runs_once_on_time(
+    broker_url: str, runs: Runs, start_worker: object
+) -> None:
+    worker = start_worker("prefork")  # type: ignore[operator]
+    countdown_s = LEASE_S * 2.5
+    with app.connection_for_write(broker_url) as connection:
+        sent = time.time()
+        app.send_task("crash.work", args=(7, 0.0), countdown=countdown_s, connection=connection)
+
+    wait_for(lambda: runs.events("done")[7] == 1, 60, "the delayed task to run")
+    ran_after_s = time.time() - sent
+    time.sleep(LEASE_S)  # a redelivery would show up within a lease
+    worker.stop()
+
+    assert ran_after_s >= countdown_s
+    assert runs.events("start") == Counter({7: 1})

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from link_message_queue.cli import main
+from link_message_queue.transport.schema import SCHEMA_REVISION
 
 
 def test_cli_db_upgrade__creates_the_tables_and_is_idempotent(
@@ -16,10 +17,10 @@ def test_cli_db_upgrade__creates_the_tables_and_is_idempotent(
     assert main(["db", "upgrade", "--database-url", database_url]) == 0
     assert main(["db", "upgrade", "--database-url", database_url]) == 0
 
-    assert capsys.readouterr().out.count("schema revision 0001") == 2
+    assert capsys.readouterr().out.count(f"schema revision {SCHEMA_REVISION}") == 2
     engine = sa.create_engine(database_url)
     try:
-        assert {"cli_message", "cli_queue", "cli_alembic_version"} <= set(
+        assert {"cli_message", "cli_queue", "cli_dead_letter", "cli_alembic_version"} <= set(
             sa.inspect(engine).get_table_names()
         )
     finally:

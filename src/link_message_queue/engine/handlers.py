@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 class DispatchContext:
     """What a handler gets beside the message: the engine (to answer through), who sent the
     message, the channel it came over, and — inside a consumer step — the application database
-    connection whose transaction commits together with the message's removal from the queue."""
+    connection whose transaction commits together with the message's removal from the queue,
+    and which attempt at the message this is (1 for the first)."""
 
     engine: WorkflowEngine
     channel: Channel
     sender: str | None = None
     connection: Connection | None = None
+    attempt: int = 1
 
 
 @runtime_checkable

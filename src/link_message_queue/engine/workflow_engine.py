@@ -58,8 +58,12 @@ class WorkflowEngine:
         sender: str | None = None,
         *,
         connection: Connection | None = None,
+        attempt: int = 1,
     ) -> None:
-        """Route ``message`` to its target. Handler errors propagate to the caller."""
+        """Route ``message`` to its target. Handler errors propagate to the caller.
+
+        ``connection`` is the transaction the handler works in (a consumer step's); messages the
+        handler dispatches on through the queue join it. ``attempt`` counts tries (from 1)."""
         if isinstance(message, RemoteMessage):
             decoded = from_remote(message)
             if isinstance(decoded, TickOccurred):
@@ -74,7 +78,7 @@ class WorkflowEngine:
                 f"{message.name} for {message.target!r} came off the queue and channel "
                 f"{channel.name!r} would queue it again via {name!r}"
             )
-        context = DispatchContext(self, channel, sender, connection)
+        context = DispatchContext(self, channel, sender, connection, attempt)
         handler = self.registry.get(name)
         plugins = [self._plugin(util) for util in channel.utils]
         logger.debug(

@@ -13,7 +13,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -25,6 +25,9 @@ class QueueTables:
     metadata: sa.MetaData
     queue: sa.Table
     message: sa.Table
+    dead_letter: sa.Table
+    processed: sa.Table
+    lock: sa.Table
 
     @property
     def notify_channel(self) -> str:
@@ -62,4 +65,35 @@ def queue_tables(prefix: str) -> QueueTables:
         postgresql_where=message.c.expires_at.isnot(None),
         sqlite_where=message.c.expires_at.isnot(None),
     )
-    return QueueTables(prefix, metadata, queue, message)
+    dead_letter = sa.Table(
+        f"{prefix}dead_letter",
+        metadata,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("queue", sa.String(255), nullable=False),
+        sa.Column("message_name", sa.String(255), nullable=True),
+        sa.Column("message_uuid", sa.String(36), nullable=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("reason", sa.String(32), nullable=False),
+        sa.Column("exception_type", sa.String(255), nullable=False),
+        sa.Column("exception_message", sa.Text, nullable=False),
+        sa.Column("traceback", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("first_attempt_at", sa.Float, nullable=True),
+        sa.Column("failed_at", sa.Float, nullable=False),
+    )
+    # Message uuids whose handler committed: worker mode skips a redelivered duplicate.
+    processed = sa.Table(
+        f"{prefix}processed_message",
+        metadata,
+        sa.Column("uuid", sa.String(36), primary_key=True),
+        sa.Column("processed_at", sa.Float, nullable=False),
+    )
+    # Named leases, e.g. "only one consumer step at a time"; they run out if a holder dies.
+    lock = sa.Table(
+        f"{prefix}lock",
+        metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("owner", sa.String(128), nullable=True),
+        sa.Column("locked_until", sa.Float, nullable=False),
+    )
+    return QueueTables(prefix, metadata, queue, message, dead_letter, processed, lock)

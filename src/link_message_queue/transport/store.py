@@ -203,8 +203,9 @@ class MessageStore:
         with self._single.begin() as connection:
             return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
 
-    def release(self, ids: Sequence[int], owner: str) -> int:
-        """Give leased messages back: visible at once, in their old place in the queue."""
+    def release(self, ids: Sequence[int], owner: str, delay_s: float = 0.0) -> int:
+        """Give leased messages back, in their old place in the queue: visible at once, or
+        after ``delay_s`` (a retry's back-off)."""
         if not ids:
             return 0
         message = self.tables.message
@@ -212,8 +213,54 @@ class MessageStore:
             return connection.execute(
                 sa.update(message)
                 .where(message.c.id.in_(ids), message.c.lease_owner == owner)
-                .values(visible_at=time.time(), lease_owner=None)
+                .values(visible_at=time.time() + delay_s, lease_owner=None)
             ).rowcount
+
+    def delete_leased(self, connection: sa.Connection, message_id: int, owner: str) -> bool:
+        """Delete a message inside the caller's transaction if ``owner`` still holds it."""
+        message = self.tables.message
+        deleted = connection.execute(
+            sa.delete(message).where(message.c.id == message_id, message.c.lease_owner == owner)
+        ).rowcount
+        return deleted == 1
+
+    def mark_processed(self, connection: sa.Connection, message_uuid: str) -> bool:
+        """Record a handled message uuid in the caller's transaction; False if it was there."""
+        statement = self._insert_ignoring_duplicates(
+            self.tables.processed, {"uuid": message_uuid, "processed_at": time.time()}
+        )
+        return connection.execute(statement).rowcount == 1
+
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take the named lock if it is free, expired or already ours."""
+        lock = self.tables.lock
+        now = time.time()
+        take = (
+            sa.update(lock)
+            .where(
+                lock.c.name == name,
+                sa.or_(lock.c.locked_until < now, lock.c.owner == owner, lock.c.owner.is_(None)),
+            )
+            .values(owner=owner, locked_until=now + ttl_s)
+        )
+        with self._single.begin() as connection:
+            if connection.execute(take).rowcount == 1:
+                return True
+        # First use of this lock name: create the row, then try once more.
+        with self._single.begin() as connection:
+            row = {"name": name, "owner": None, "locked_until": 0.0}
+            connection.execute(self._insert_ignoring_duplicates(lock, row))
+        with self._single.begin() as connection:
+            return bool(connection.execute(take).rowcount == 1)
+
+    def unlock(self, name: str, owner: str) -> None:
+        lock = self.tables.lock
+        with self._single.begin() as connection:
+            connection.execute(
+                sa.update(lock)
+                .where(lock.c.name == name, lock.c.owner == owner)
+                .values(owner=None, locked_until=0.0)
+            )
 
     def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> int:
         """Extend the leases ``owner`` still holds; returns how many it still held."""

@@ -26,6 +26,7 @@ from link_message_queue.transport import (
     publish_on,
     upgrade,
 )
+from link_message_queue.transport.schema import SCHEMA_REVISION
 
 from . import processes
 
@@ -326,7 +327,7 @@ def test_schema__upgrade_is_idempotent_and_concurrent_safe(postgres_url: str) ->
             thread.start()
         for thread in threads:
             thread.join()
-        assert upgrade(engine, "twice_") == "0001"
+        assert upgrade(engine, "twice_") == SCHEMA_REVISION
         assert {"twice_message", "twice_queue"} <= set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()

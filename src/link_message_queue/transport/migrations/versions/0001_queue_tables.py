@@ -17,7 +17,8 @@ down_revision = None
 def upgrade() -> None:
     tables = queue_tables(context.config.attributes["table_prefix"])
     bind = op.get_bind()
-    tables.metadata.create_all(bind, checkfirst=True)
+    for table in (tables.queue, tables.message):
+        table.create(bind, checkfirst=True)
     if bind.dialect.name == "postgresql":
         # Rows live for milliseconds: vacuum the message table often so dead tuples and index
         # bloat stay bounded under constant churn.
@@ -29,4 +30,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     tables = queue_tables(context.config.attributes["table_prefix"])
-    tables.metadata.drop_all(op.get_bind())
+    for table in (tables.message, tables.queue):
+        table.drop(op.get_bind(), checkfirst=True)

@@ -1,0 +1,227 @@
+"""Consuming workflow messages: the tick-driven consumer step, and worker mode's handler.
+
+Tick mode, on the linkmq+ transport: a step claims the next message (a lease that counts the
+attempt), then in ONE transaction on the application database runs the handler through the
+workflow engine and deletes the message, so the handler's own writes and the message's removal
+commit together; a crash or an error rolls all of it back. A failure is retried with back-off;
+after the last attempt, and at once for poison, the message moves to dead letters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..engine import EngineError, QueueLoopError, WorkflowEngine
+from ..messages import InvalidMessageError, ProcessingMessage, decode_processing_message
+from ..services import CONSUMER_SENDER, ServiceError
+from ..transport.store import ClaimedRow, MessageStore
+from .dead_letters import FAILED, POISON, DeadLetters
+from .errors import PoisonMessageError, RetryLaterError
+from .retries import RetryPolicy
+from .taskbody import workflow_body_from_row
+
+logger = logging.getLogger(__name__)
+
+STEP_LOCK = "consumer_step"
+
+# Failures that no retry can mend: the message or the configuration is wrong.
+_POISON_ERRORS = (
+    PoisonMessageError,
+    InvalidMessageError,
+    ServiceError,
+    QueueLoopError,
+    EngineError,
+)
+
+
+@dataclass
+class StepResult:
+    processed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    busy: bool = False  # another step held the lock: this tick did nothing
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+class ConsumerStep:
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        workflow_engine: WorkflowEngine,
+        dead_letters: DeadLetters,
+        queue: str,
+        policy: RetryPolicy,
+        lease_s: float,
+        owner: str,
+    ) -> None:
+        self.store = store
+        self.workflow_engine = workflow_engine
+        self.dead_letters = dead_letters
+        self.queue = queue
+        self.policy = policy
+        self.lease_s = lease_s
+        self.owner = owner
+
+    def run(self, limit: int) -> StepResult:
+        """Handle up to ``limit`` messages; return at once if another step is running or the
+        queue is empty. Steps never overlap: a named lock in the database guards them."""
+        result = StepResult()
+        if not self.store.try_lock(STEP_LOCK, self.owner, self.lease_s):
+            result.busy = True
+            return result
+        try:
+            for _ in range(limit):
+                rows = self.store.claim(self.queue, self.owner, self.lease_s, 1)
+                if not rows:
+                    break
+                self._handle(rows[0], result)
+        finally:
+            self.store.unlock(STEP_LOCK, self.owner)
+        return result
+
+    def _handle(self, row: ClaimedRow, result: StepResult) -> None:
+        body = row.payload
+        message: ProcessingMessage | None = None
+        try:
+            body = workflow_body_from_row(row.payload)
+            message = decode_processing_message(body)
+            with self.store.engine.begin() as connection:
+                self.workflow_engine.dispatch(
+                    message,
+                    sender=CONSUMER_SENDER,
+                    connection=connection,
+                    attempt=row.delivery_count,
+                )
+                if not self.store.delete_leased(connection, row.id, self.owner):
+                    raise RuntimeError(f"lost the lease on message {row.id}: rolled back")
+        except _POISON_ERRORS as exc:
+            self._dead_letter(row, body, message, POISON, exc)
+            result.dead_lettered += 1
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            if self.policy.gives_up_after(row.delivery_count):
+                self._dead_letter(row, body, message, FAILED, exc)
+                result.dead_lettered += 1
+            else:
+                delay_s = self.policy.delay_s(row.delivery_count)
+                self.store.release([row.id], self.owner, delay_s)
+                result.retried += 1
+                logger.warning(
+                    "retry %s in %.1f s (attempt %d of %d): %s: %s",
+                    message.name if message else row.id,
+                    delay_s,
+                    row.delivery_count,
+                    self.policy.max_attempts,
+                    type(exc).__name__,
+                    exc,
+                    extra={"action": "retry", "attempt": row.delivery_count},
+                )
+        else:
+            result.processed += 1
+            logger.info(
+                "consumed %s -> %s",
+                message.name,
+                message.target,
+                extra={"action": "ack", "message_uuid": str(message.uuid)},
+            )
+
+    def _dead_letter(
+        self,
+        row: ClaimedRow,
+        body: str,
+        message: ProcessingMessage | None,
+        reason: str,
+        error: BaseException,
+    ) -> None:
+        with self.store.engine.begin() as connection:
+            if not self.store.delete_leased(connection, row.id, self.owner):
+                return  # someone else holds it now; they decide its fate
+            self.dead_letters.add(
+                connection,
+                queue=self.queue,
+                body=body,
+                reason=reason,
+                error=error,
+                attempts=row.delivery_count,
+                message_name=message.name if message else None,
+                message_uuid=str(message.uuid) if message else None,
+            )
+
+
+class WorkerConsumer:
+    """Worker mode: a Celery worker runs ``link.workflow_message`` itself. The handler's
+    transaction also records the message uuid, so a redelivered duplicate is skipped."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        workflow_engine: WorkflowEngine,
+        dead_letters: DeadLetters,
+        queue: str,
+        policy: RetryPolicy,
+    ) -> None:
+        self.store = store
+        self.workflow_engine = workflow_engine
+        self.dead_letters = dead_letters
+        self.queue = queue
+        self.policy = policy
+
+    def handle(self, body: str, attempts: int) -> str:
+        """``processed``, ``duplicate`` or ``dead_lettered``; raises :class:`RetryLaterError`
+        when the task should be retried."""
+        message: ProcessingMessage | None = None
+        try:
+            message = decode_processing_message(body)
+            with self.store.engine.begin() as connection:
+                if not self.store.mark_processed(connection, str(message.uuid)):
+                    logger.info(
+                        "skip duplicate %s",
+                        message.uuid,
+                        extra={"action": "duplicate", "message_uuid": str(message.uuid)},
+                    )
+                    return "duplicate"
+                self.workflow_engine.dispatch(
+                    message, sender=CONSUMER_SENDER, connection=connection, attempt=attempts
+                )
+        except _POISON_ERRORS as exc:
+            self._dead_letter(body, message, POISON, exc, attempts)
+            return "dead_lettered"
+        except Exception as exc:
+            if self.policy.gives_up_after(attempts):
+                self._dead_letter(body, message, FAILED, exc, attempts)
+                return "dead_lettered"
+            raise RetryLaterError(self.policy.delay_s(attempts), exc) from exc
+        logger.info(
+            "consumed %s -> %s",
+            message.name,
+            message.target,
+            extra={"action": "ack", "message_uuid": str(message.uuid)},
+        )
+        return "processed"
+
+    def _dead_letter(
+        self,
+        body: str,
+        message: ProcessingMessage | None,
+        reason: str,
+        error: BaseException,
+        attempts: int,
+    ) -> None:
+        with self.store.engine.begin() as connection:
+            self.dead_letters.add(
+                connection,
+                queue=self.queue,
+                body=body,
+                reason=reason,
+                error=error,
+                attempts=attempts,
+                message_name=message.name if message else None,
+                message_uuid=str(message.uuid) if message else None,
+                first_attempt_at=None,
+            )

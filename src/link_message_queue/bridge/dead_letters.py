@@ -1,0 +1,131 @@
+"""Dead letters: messages that will not be tried again, kept with why, for a person to look at
+and requeue (``link-mq dead-letters``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from ..transport.schema import QueueTables
+
+if TYPE_CHECKING:
+    from .producer import Producer
+
+logger = logging.getLogger(__name__)
+
+POISON = "poison"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    queue: str
+    message_name: str | None
+    message_uuid: str | None
+    body: str
+    reason: str
+    exception_type: str
+    exception_message: str
+    traceback: str
+    attempts: int
+    first_attempt_at: float | None
+    failed_at: float
+
+
+class DeadLetters:
+    def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
+        self.engine = engine
+        self.table = tables.dead_letter
+
+    def add(
+        self,
+        connection: sa.Connection,
+        *,
+        queue: str,
+        body: str,
+        reason: str,
+        error: BaseException,
+        attempts: int,
+        message_name: str | None = None,
+        message_uuid: str | None = None,
+        first_attempt_at: float | None = None,
+    ) -> None:
+        """Record a dead letter in the caller's transaction (which also removes the message)."""
+        connection.execute(
+            sa.insert(self.table).values(
+                queue=queue,
+                message_name=message_name,
+                message_uuid=message_uuid,
+                body=body,
+                reason=reason,
+                exception_type=f"{type(error).__module__}.{type(error).__qualname__}",
+                exception_message=str(error),
+                traceback="".join(traceback.format_exception(error)),
+                attempts=attempts,
+                first_attempt_at=first_attempt_at,
+                failed_at=time.time(),
+            )
+        )
+        logger.error(
+            "dead letter %s (%s after %d attempts): %s: %s",
+            message_name or "<undecodable message>",
+            reason,
+            attempts,
+            type(error).__name__,
+            error,
+            extra={"action": "dead_letter", "reason": reason, "message_uuid": message_uuid},
+        )
+
+    def recent(self, limit: int = 100) -> list[DeadLetter]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(self.table).order_by(self.table.c.id).limit(limit))
+            return [DeadLetter(**row._mapping) for row in rows]
+
+    def get(self, dead_letter_id: int) -> DeadLetter | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(self.table).where(self.table.c.id == dead_letter_id)
+            ).first()
+        return None if row is None else DeadLetter(**row._mapping)
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
+            )
+
+    def requeue(self, producer: Producer, ids: Sequence[int] | None = None) -> list[int]:
+        """Put dead letters back on their queue and remove them, in one transaction (the
+        producer publishes on it): either both happen or neither. ``None`` means all."""
+        with self.engine.begin() as connection:
+            query = sa.select(self.table).order_by(self.table.c.id)
+            if ids is not None:
+                query = query.where(self.table.c.id.in_(ids))
+            letters = [DeadLetter(**row._mapping) for row in connection.execute(query)]
+            missing = sorted(set(ids or ()) - {letter.id for letter in letters})
+            if missing:
+                raise LookupError(f"no dead letters with ids {missing}")
+            for letter in letters:
+                producer.publish_body(letter.body, connection)
+            connection.execute(
+                sa.delete(self.table).where(self.table.c.id.in_([letter.id for letter in letters]))
+            )
+        for letter in letters:
+            logger.info(
+                "requeued dead letter %d (%s)",
+                letter.id,
+                letter.message_name,
+                extra={"action": "requeue", "dead_letter_id": letter.id},
+            )
+        return [letter.id for letter in letters]
+
+    def purge(self) -> int:
+        with self.engine.begin() as connection:
+            return int(connection.execute(sa.delete(self.table)).rowcount)

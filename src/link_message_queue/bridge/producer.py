@@ -1,0 +1,90 @@
+"""The producer ``link.message_queue.producer``: a message dispatcher that puts workflow
+messages on the queue as Celery tasks. Any channel can name it as its ``message_dispatcher``;
+``link.app.workflow_processor_message_queue`` is its alias."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..engine import DispatchContext
+from ..messages import ProcessingMessage, encode
+from ..services import CONSUMER_SENDER, PRODUCER_SERVICE, ServiceRegistry
+from ..transport import publish_on
+from .errors import BridgeError
+from .taskbody import WORKFLOW_TASK
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from celery import Celery
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW_PROCESSOR_QUEUE_CHANNEL = "workflow_processor_message_queue"
+
+
+class Producer:
+    def __init__(self, app: Celery, queue: str) -> None:
+        self.app = app
+        self.queue = queue
+
+    @property
+    def transactional(self) -> bool:
+        """Whether a publish can join the caller's database transaction (linkmq+ broker)."""
+        return str(self.app.conf.broker_url or "").startswith("linkmq+")
+
+    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        """As a channel's dispatcher: inside a consumer step the message joins the step's
+        transaction, so it is queued exactly when the step commits."""
+        self.dispatch(message, connection=context.connection)
+
+    def dispatch(self, message: ProcessingMessage, connection: sa.Connection | None = None) -> None:
+        """Queue ``message``; with ``connection``, inside that connection's transaction:
+        visible when it commits, gone if it rolls back."""
+        self.publish_body(encode(message), connection)
+        logger.info(
+            "enqueue %s %s -> %s",
+            message.name,
+            message.origin,
+            message.target,
+            extra={"action": "enqueue", "message_uuid": str(message.uuid), "queue": self.queue},
+        )
+
+    def publish_body(self, body: str, connection: sa.Connection | None = None) -> None:
+        if connection is None:
+            self._send(body)
+            return
+        if not self.transactional:
+            raise BridgeError(
+                "a transactional dispatch needs the linkmq+ broker in the application database; "
+                f"the broker here is {self.app.conf.broker_url.split('://')[0]}://…"
+            )
+        with publish_on(connection):
+            self._send(body)
+
+    def _send(self, body: str) -> None:
+        self.app.send_task(WORKFLOW_TASK, args=(body,), queue=self.queue)
+
+
+def register_producer(registry: ServiceRegistry, producer: Producer) -> None:
+    registry.register(PRODUCER_SERVICE, producer, enqueues=True, reserved=True)
+
+
+def enable_workflow_processor_message_queue(
+    channels: Mapping[str, Any], node_name: str
+) -> dict[str, Any]:
+    """``channels`` plus the general queue of the workflow processor: every message the
+    processor on ``node_name`` sends goes through the queue (as prooph LINK's app-core)."""
+    if WORKFLOW_PROCESSOR_QUEUE_CHANNEL in channels:
+        raise BridgeError(f"a channel named {WORKFLOW_PROCESSOR_QUEUE_CHANNEL!r} exists already")
+    if node_name == CONSUMER_SENDER:
+        raise BridgeError("the node name cannot be the consumer's own sender name")
+    return {
+        **channels,
+        WORKFLOW_PROCESSOR_QUEUE_CHANNEL: {
+            "targets": ["*"],
+            "sender": node_name,
+            "message_dispatcher": "link.app.workflow_processor_message_queue",
+        },
+    }

@@ -1,0 +1,130 @@
+"""Everything one process needs to carry workflow messages, built from the settings and the
+user's config module (``LINK_MQ_CONFIG``): engine, registry, workflow engine, producer,
+consumer step, worker consumer, tick listeners."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from ..engine import WorkflowEngine
+from ..services import ServiceRegistry
+from ..settings import Settings
+from ..transport.engines import engine_for
+from ..transport.options import TransportOptions
+from ..transport.schema import queue_tables
+from ..transport.store import MessageStore
+from .consumer import ConsumerStep, WorkerConsumer
+from .dead_letters import DeadLetters
+from .errors import BridgeError
+from .producer import Producer, enable_workflow_processor_message_queue, register_producer
+from .retries import RetryPolicy
+from .ticks import ConsumerTickListener, TickBus
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+DEFAULT_CHANNELS: Mapping[str, Any] = {"local": {"targets": []}}
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    channels: Mapping[str, Any]
+    services: Mapping[str, Any]
+    enable_queue: bool
+
+
+def load_config(settings: Settings) -> WorkflowConfig:
+    """``CHANNELS``, ``SERVICES`` and ``ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE`` of the module
+    named by ``LINK_MQ_CONFIG`` (all optional)."""
+    module: ModuleType | None = None
+    if settings.config_module:
+        try:
+            module = importlib.import_module(settings.config_module)
+        except ImportError as exc:
+            raise BridgeError(
+                f"LINK_MQ_CONFIG={settings.config_module!r} cannot be imported: {exc}"
+            ) from exc
+    channels = getattr(module, "CHANNELS", DEFAULT_CHANNELS)
+    services = getattr(module, "SERVICES", {})
+    if not isinstance(channels, Mapping) or not isinstance(services, Mapping):
+        raise BridgeError(f"{settings.config_module}: CHANNELS and SERVICES must be dicts")
+    return WorkflowConfig(
+        channels, services, bool(getattr(module, "ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE", False))
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: MessageStore
+    registry: ServiceRegistry
+    workflow_engine: WorkflowEngine
+    producer: Producer
+    dead_letters: DeadLetters
+    step: ConsumerStep
+    worker: WorkerConsumer
+    ticks: TickBus
+    consumer_listener: ConsumerTickListener
+
+
+def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None = None) -> Runtime:
+    config = config or load_config(settings)
+    if settings.consume_mode == "tick" and not settings.broker_url.startswith("linkmq+"):
+        raise BridgeError(
+            "LINK_MQ_CONSUME_MODE=tick needs the linkmq+ broker in the application database; "
+            "use LINK_MQ_CONSUME_MODE=worker with another broker"
+        )
+    options = TransportOptions(table_prefix=settings.table_prefix, lease_s=settings.lease_s)
+    store = MessageStore(
+        engine_for(settings.database_url, options), queue_tables(settings.table_prefix)
+    )
+    registry = ServiceRegistry()
+    producer = Producer(app, settings.queue)
+    register_producer(registry, producer)
+    for name, service in config.services.items():
+        registry.register(name, service)
+    channels = config.channels
+    if config.enable_queue:
+        channels = enable_workflow_processor_message_queue(channels, settings.node_name)
+    workflow_engine = WorkflowEngine(channels, registry, settings.node_name)
+    dead_letters = DeadLetters(store.engine, store.tables)
+    policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    step = ConsumerStep(
+        store,
+        workflow_engine=workflow_engine,
+        dead_letters=dead_letters,
+        queue=settings.queue,
+        policy=policy,
+        lease_s=settings.lease_s,
+        owner=owner,
+    )
+    worker = WorkerConsumer(
+        store,
+        workflow_engine=workflow_engine,
+        dead_letters=dead_letters,
+        queue=settings.queue,
+        policy=policy,
+    )
+    ticks = TickBus()
+    listener = ConsumerTickListener(step, settings.messages_per_tick)
+    ticks.subscribe(listener)
+    return Runtime(
+        settings,
+        store,
+        registry,
+        workflow_engine,
+        producer,
+        dead_letters,
+        step,
+        worker,
+        ticks,
+        listener,
+    )

@@ -1,0 +1,56 @@
+"""The Celery app of link-message-queue: ``celery -A link_message_queue.celery_app worker``.
+
+Configured from the top-level ``celeryconfig.py`` when it can be imported (it reads the
+environment), else from the same LINK_MQ_* settings directly. The tasks are thin wrappers over
+the bridge."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+from celery import Celery
+
+from .bridge.errors import RetryLaterError
+from .bridge.runtime import Runtime, build_runtime
+from .bridge.taskbody import TICK_TASK, WORKFLOW_TASK
+from .celery_config import celery_config
+from .messages import TickOccurred
+from .settings import Settings
+
+app = Celery("link_message_queue")
+_config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")
+if importlib.util.find_spec(_config_module) is not None:
+    app.config_from_object(_config_module)
+else:
+    app.conf.update(celery_config(Settings.from_env()))
+
+_runtime: Runtime | None = None
+_runtime_pid: int | None = None
+
+
+def runtime() -> Runtime:
+    """This process's runtime, built on first use (and again in a forked child)."""
+    global _runtime, _runtime_pid  # noqa: PLW0603 - one runtime per process by design
+    if _runtime is None or _runtime_pid != os.getpid():
+        _runtime = build_runtime(app, Settings.from_env())
+        _runtime_pid = os.getpid()
+    return _runtime
+
+
+@app.task(name=TICK_TASK, ignore_result=True)
+def tick_occurred() -> dict[str, Any]:
+    """Publish a TickOccurred to the tick listeners: the built-in one runs a consumer step."""
+    current = runtime()
+    current.ticks.publish(TickOccurred())
+    return current.consumer_listener.last_result.as_dict()
+
+
+@app.task(name=WORKFLOW_TASK, bind=True, ignore_result=True)
+def workflow_message(self: Any, body: str) -> str:
+    """Worker mode: forward one workflow message to the workflow engine."""
+    try:
+        return runtime().worker.handle(body, attempts=self.request.retries + 1)
+    except RetryLaterError as retry:
+        raise self.retry(countdown=retry.delay_s, exc=retry.cause, max_retries=None) from retry

@@ -1,0 +1,58 @@
+"""Celery settings derived from :class:`~link_message_queue.settings.Settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.entity import Queue
+
+from .bridge.taskbody import TICK_TASK, WORKFLOW_TASK
+from .settings import Settings
+
+DEFAULT_QUEUE = "celery"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    # Tick mode: workers run ticks only; the workflow queue is drained by consumer steps.
+    # Worker mode: workers also consume the workflow queue and run link.workflow_message.
+    queues = [Queue(DEFAULT_QUEUE)]
+    if settings.consume_mode == "worker":
+        queues.append(Queue(settings.queue))
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "table_prefix": settings.table_prefix,
+            "lease_s": settings.lease_s,
+        }
+        if settings.broker_url.startswith("linkmq+")
+        else {},
+        # JSON only: a pickled message is never accepted.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        # At-least-once: acked after the task ran, back on the queue if its worker dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_queues": queues,
+        "task_routes": {WORKFLOW_TASK: {"queue": settings.queue}},
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {},
+    }
+    if settings.consume_mode == "tick":
+        config["beat_schedule"] = {
+            "link-tick": {
+                "task": TICK_TASK,
+                "schedule": settings.tick_interval_s,
+                # A tick not started within (most of) its interval is dropped: stale ticks never
+                # pile up behind a busy or stopped worker.
+                "options": {"queue": DEFAULT_QUEUE, "expires": settings.tick_interval_s * 0.9},
+            }
+        }
+    return config
