@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from ..transport.engines import read_only
 from ..transport.schema import QueueTables
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class DeadLetter:
 class DeadLetters:
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
+        self.reader = read_only(engine)
         self.table = tables.dead_letter
 
     def add(
@@ -84,19 +86,19 @@ class DeadLetters:
         )
 
     def recent(self, limit: int = 100) -> list[DeadLetter]:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             rows = connection.execute(sa.select(self.table).order_by(self.table.c.id).limit(limit))
             return [DeadLetter(**row._mapping) for row in rows]
 
     def get(self, dead_letter_id: int) -> DeadLetter | None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(
                 sa.select(self.table).where(self.table.c.id == dead_letter_id)
             ).first()
         return None if row is None else DeadLetter(**row._mapping)
 
     def count(self) -> int:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return int(
                 connection.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
             )

@@ -15,6 +15,9 @@ from sqlalchemy.engine import URL, make_url
 from .errors import TransportOptionError
 from .options import TransportOptions
 
+# Execution option marking read-only work, which must not take SQLite's write lock.
+READ_ONLY_OPTION = "linkmq_read_only"
+
 _engines: dict[tuple[int, str], sa.Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -31,6 +34,11 @@ def database_url(url: str) -> URL:
             "use a file, e.g. linkmq+sqlite:///link_mq.sqlite3"
         )
     return parsed
+
+
+def read_only(engine: sa.Engine) -> sa.Engine:
+    """The same engine for reads: on SQLite its transactions begin DEFERRED."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def masked(url: str | URL) -> str:
@@ -94,7 +102,10 @@ def _configure_sqlite(engine: sa.Engine, options: TransportOptions) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads begin DEFERRED: under WAL they never wait for a writer (even one holding the
+        # lock in this very thread, e.g. a caller's transaction during publish_on()).
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def _forget_engines_after_fork() -> None:

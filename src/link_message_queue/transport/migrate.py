@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from .engines import masked
+from .engines import masked, read_only
 from .errors import SchemaMissingError
 from .schema import SCHEMA_REVISION
 
@@ -58,7 +58,7 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
 
 def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool) -> None:
     """Check the schema is current; upgrade it when ``auto_migrate``, else explain what to run."""
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         revision = current_revision(connection, prefix)
     if revision == SCHEMA_REVISION:
         return

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .engines import read_only
 from .schema import QueueTables
 
 # Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
@@ -45,6 +46,7 @@ class MessageStore:
             if self.dialect == "postgresql"
             else engine
         )
+        self.reader = read_only(engine)
         if self.dialect == "postgresql":
             # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
             self._put_sql: sa.TextClause | None = sa.text(
@@ -226,10 +228,13 @@ class MessageStore:
 
     def mark_processed(self, connection: sa.Connection, message_uuid: str) -> bool:
         """Record a handled message uuid in the caller's transaction; False if it was there."""
+        processed = self.tables.processed
         statement = self._insert_ignoring_duplicates(
-            self.tables.processed, {"uuid": message_uuid, "processed_at": time.time()}
+            processed, {"uuid": message_uuid, "processed_at": time.time()}
         )
-        return connection.execute(statement).rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
+        inserted = connection.execute(statement.returning(processed.c.uuid))  # type: ignore[attr-defined]
+        return inserted.first() is not None
 
     def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take the named lock if it is free, expired or already ours."""
@@ -329,7 +334,7 @@ class MessageStore:
     def _scalar(self, statement: sa.Select[Any], connection: sa.Connection | None) -> Any:
         if connection is not None:
             return connection.execute(statement).scalar()
-        with self.engine.begin() as own:
+        with self.reader.connect() as own:
             return own.execute(statement).scalar()
 
     def _insert_ignoring_duplicates(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:

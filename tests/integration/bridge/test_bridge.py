@@ -1,0 +1,296 @@
+"""The bridge on a real SQLite file and a real PostgreSQL: producer, consumer step, retries,
+dead letters, worker mode, loop safety."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+
+from link_message_queue.bridge.errors import BridgeError, RetryLaterError
+from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
+from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
+from link_message_queue.celery_config import celery_config
+from link_message_queue.engine import DispatchContext
+from link_message_queue.messages import (
+    Payload,
+    ProcessingMessage,
+    TaskListPosition,
+    WorkflowMessage,
+    encode,
+)
+from link_message_queue.services import PRODUCER_SERVICE
+from link_message_queue.settings import Settings
+from link_message_queue.transport import publish_on, upgrade
+
+HANDLER = "Test\\Recorder"
+TYPE = "Test\\Type\\Item"
+NODE = "localhost"
+
+records = sa.Table(
+    "bridge_records",
+    sa.MetaData(),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+)
+
+
+@dataclass
+class Recorder:
+    """Writes each message's ``n`` on the step's connection; fails as told by ``fail``."""
+
+    fail: dict[int, int] = field(default_factory=dict)  # n -> attempts that fail
+    seen: list[int] = field(default_factory=list)
+
+    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        assert isinstance(message, WorkflowMessage)
+        assert context.connection is not None
+        number = message.payload.data["n"]
+        self.seen.append(number)
+        context.connection.execute(records.insert().values(n=number, attempt=context.attempt))
+        if context.attempt <= self.fail.get(number, 0):
+            raise RuntimeError(f"item {number} failed on attempt {context.attempt}")
+
+
+QUEUE_CHANNELS = {
+    "local": {"targets": []},
+    "queue": {"targets": [HANDLER], "sender": NODE, "message_dispatcher": PRODUCER_SERVICE},
+}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def runtime(database_url: str, recorder: Recorder) -> Runtime:
+    settings = Settings.from_env(
+        {
+            "LINK_MQ_DATABASE_URL": database_url,
+            "LINK_MQ_MAX_ATTEMPTS": "3",
+            "LINK_MQ_RETRY_BACKOFF_S": "0.001",
+            "LINK_MQ_LEASE_S": "5",
+            # Tables of its own per test: the PostgreSQL database is shared by the module.
+            "LINK_MQ_TABLE_PREFIX": f"t{uuid.uuid4().hex[:8]}_",
+        }
+    )
+    app = Celery("bridge-test")
+    app.conf.update(celery_config(settings))
+    engine = sa.create_engine(database_url)
+    upgrade(engine, settings.table_prefix)
+    records.drop(engine, checkfirst=True)
+    records.create(engine)
+    engine.dispose()
+    return build_runtime(app, settings, WorkflowConfig(QUEUE_CHANNELS, {HANDLER: recorder}, False))
+
+
+def _item(number: int) -> WorkflowMessage:
+    collected = WorkflowMessage.new_data_collected(Payload(TYPE, {"n": number}), HANDLER, NODE)
+    return collected.prepare_data_processing(TaskListPosition.new(NODE), HANDLER)
+
+
+def _recorded(runtime: Runtime) -> list[tuple[int, int]]:
+    with runtime.store.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(sa.select(records.c.n, records.c.attempt))]
+
+
+def _queued(runtime: Runtime) -> int:
+    return runtime.store.size(runtime.settings.queue)
+
+
+def test_producer__a_queue_channel_puts_the_message_on_the_queue(
+    runtime: Runtime, recorder: Recorder
+) -> None:
+    runtime.workflow_engine.dispatch(_item(1))
+
+    assert recorder.seen == []
+    assert _queued(runtime) == 1
+
+
+def test_consumer_step__forwards_in_fifo_order_and_never_back_to_the_queue(
+    runtime: Runtime, recorder: Recorder
+) -> None:
+    for number in range(5):
+        runtime.workflow_engine.dispatch(_item(number))
+
+    for _ in range(5):
+        assert runtime.step.run(1).processed == 1
+
+    assert recorder.seen == [0, 1, 2, 3, 4]
+    assert _queued(runtime) == 0
+    assert runtime.step.run(1).processed == 0  # empty queue: returns at once
+
+
+def test_consumer_step__handler_writes_and_removal_commit_together(
+    runtime: Runtime, recorder: Recorder
+) -> None:
+    recorder.fail = {7: 1}
+    runtime.workflow_engine.dispatch(_item(7))
+
+    first = runtime.step.run(1)
+    assert first.retried == 1
+    assert _recorded(runtime) == []  # the failed attempt's write was rolled back
+    time.sleep(0.05)
+
+    second = runtime.step.run(1)
+    assert second.processed == 1
+    assert _recorded(runtime) == [(7, 2)]
+    assert _queued(runtime) == 0
+
+
+def test_consumer_step__last_failure_moves_the_message_to_dead_letters(
+    runtime: Runtime, recorder: Recorder
+) -> None:
+    recorder.fail = {3: 99}
+    runtime.workflow_engine.dispatch(_item(3))
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(runtime.step.run(1))
+        time.sleep(0.05)  # past the (1 ms, doubling) back-off
+
+    assert [o.retried for o in outcomes] == [1, 1, 0]
+    assert outcomes[-1].dead_lettered == 1
+    (letter,) = runtime.dead_letters.recent()
+    assert letter.reason == "failed"
+    assert letter.attempts == 3
+    assert letter.exception_type == "builtins.RuntimeError"
+    assert "attempt 3" in letter.exception_message
+    assert "Traceback" in letter.traceback
+    assert _queued(runtime) == 0
+    assert _recorded(runtime) == []
+
+    recorder.fail = {}
+    assert runtime.dead_letters.requeue(runtime.producer, [letter.id]) == [letter.id]
+    assert runtime.dead_letters.count() == 0
+    assert runtime.step.run(1).processed == 1
+    assert _recorded(runtime) == [(3, 1)]
+
+
+def _put_raw_task(
+    runtime: Runtime, args: list[Any], content_type: str = "application/json"
+) -> None:
+    with runtime.producer.app.connection_for_write() as connection:
+        producer = connection.Producer()
+        body = json.dumps([args, {}, {}])
+        producer.publish(
+            body,
+            routing_key=runtime.settings.queue,
+            headers={"task": "link.workflow_message", "id": "raw"},
+            content_type=content_type,
+            content_encoding="utf-8",
+            declare=[],
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "content_type", "why"),
+    [
+        (["{not json"], "application/json", "InvalidMessageError"),
+        ([json.dumps({"name": "x"})], "application/json", "InvalidMessageError"),
+        (["a", "b"], "application/json", "PoisonMessageError"),
+        ([encode(_item(1))], "application/x-python-serialize", "PoisonMessageError"),
+    ],
+)
+def test_consumer_step__poison_goes_to_dead_letters_at_once(
+    runtime: Runtime, args: list[Any], content_type: str, why: str
+) -> None:
+    _put_raw_task(runtime, args, content_type)
+    runtime.workflow_engine.dispatch(_item(2))
+
+    first = runtime.step.run(2)
+
+    assert first.dead_lettered == 1
+    assert first.processed == 1  # the queue is not blocked
+    (letter,) = runtime.dead_letters.recent()
+    assert letter.reason == "poison"
+    assert letter.attempts == 1
+    assert letter.exception_type.endswith(why)
+
+
+def test_consumer_step__unknown_target_is_poison(runtime: Runtime) -> None:
+    message = WorkflowMessage.collect_data_of(TYPE, NODE, "Nobody\\Home")
+    runtime.producer.dispatch(message)
+
+    result = runtime.step.run(1)
+
+    assert result.dead_lettered == 1
+    (letter,) = runtime.dead_letters.recent()
+    assert "Nobody" in letter.exception_message
+    assert letter.message_uuid == str(message.uuid)
+
+
+def test_consumer_step__steps_do_not_overlap(runtime: Runtime) -> None:
+    runtime.workflow_engine.dispatch(_item(1))
+    assert runtime.store.try_lock("consumer_step", "someone-else", 30)
+
+    assert runtime.step.run(1).busy is True
+    assert _queued(runtime) == 1
+
+    runtime.store.unlock("consumer_step", "someone-else")
+    assert runtime.step.run(1).processed == 1
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_producer__dispatch_in_the_callers_transaction(runtime: Runtime, outcome: str) -> None:
+    with runtime.store.engine.connect() as connection:
+        transaction = connection.begin()
+        runtime.producer.dispatch(_item(1), connection=connection)
+        getattr(transaction, outcome)()
+
+    assert _queued(runtime) == (1 if outcome == "commit" else 0)
+
+
+def test_worker_consumer__retries_then_dead_letters_and_skips_duplicates(
+    runtime: Runtime, recorder: Recorder
+) -> None:
+    recorder.fail = {5: 1}
+    body = encode(_item(5))
+
+    with pytest.raises(RetryLaterError):
+        runtime.worker.handle(body, attempts=1)
+    assert runtime.worker.handle(body, attempts=2) == "processed"
+    assert runtime.worker.handle(body, attempts=3) == "duplicate"
+    assert _recorded(runtime) == [(5, 2)]
+
+    recorder.fail = {6: 99}
+    assert runtime.worker.handle(encode(_item(6)), attempts=3) == "dead_lettered"
+    assert runtime.worker.handle("{broken", attempts=1) == "dead_lettered"
+    assert [letter.reason for letter in runtime.dead_letters.recent()] == ["failed", "poison"]
+
+
+def test_enable_workflow_processor_message_queue__adds_a_sender_filtered_channel() -> None:
+    channels = enable_workflow_processor_message_queue({"local": {"targets": []}}, "node-1")
+
+    assert channels["workflow_processor_message_queue"] == {
+        "targets": ["*"],
+        "sender": "node-1",
+        "message_dispatcher": "link.app.workflow_processor_message_queue",
+    }
+    with pytest.raises(BridgeError, match="exists already"):
+        enable_workflow_processor_message_queue(channels, "node-1")
+
+
+def test_runtime__tick_mode_needs_the_linkmq_broker(database_url: str) -> None:
+    settings = Settings.from_env(
+        {"LINK_MQ_DATABASE_URL": database_url, "LINK_MQ_BROKER_URL": "redis://localhost/0"}
+    )
+    with pytest.raises(BridgeError, match="LINK_MQ_CONSUME_MODE=tick needs"):
+        build_runtime(Celery("x"), settings, WorkflowConfig({}, {}, False))
+
+
+def test_publish_on__works_with_a_session(runtime: Runtime) -> None:
+    from sqlalchemy.orm import Session
+
+    with Session(runtime.store.engine) as session:
+        with publish_on(session):
+            runtime.producer._send(encode(_item(9)))
+        session.commit()
+    assert _queued(runtime) == 1
