@@ -9,6 +9,9 @@ after the last attempt, and at once for poison, the message moves to dead letter
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..engine import EngineError, QueueLoopError, WorkflowEngine
@@ -84,6 +87,41 @@ class ConsumerStep:
         return result
 
     def _handle(self, row: ClaimedRow, result: StepResult) -> None:
+        with self._kept_alive(row.id):
+            self._handle_held(row, result)
+
+    @contextmanager
+    def _kept_alive(self, message_id: int) -> Iterator[None]:
+        """Renew the message's lease and the step lock while a handler runs longer than the
+        lease. Not on SQLite: there the step's transaction holds the database write lock, so
+        no one else can claim anyway (and a renewal would wait for that very lock)."""
+        if self.store.dialect == "sqlite":
+            yield
+            return
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lease_s / 3):
+                try:
+                    self.store.renew([message_id], self.owner, self.lease_s)
+                    self.store.try_lock(STEP_LOCK, self.owner, self.lease_s)
+                except Exception as exc:
+                    logger.error(
+                        "renewing the step's lease failed: %s: %s",
+                        type(exc).__name__,
+                        exc,
+                        extra={"action": "renew"},
+                    )
+
+        keeper = threading.Thread(target=renew, name="linkmq-step-lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+
+    def _handle_held(self, row: ClaimedRow, result: StepResult) -> None:
         body = row.payload
         message: ProcessingMessage | None = None
         try:

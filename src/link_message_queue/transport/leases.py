@@ -56,16 +56,18 @@ class LeaseKeeper:
         if not held:
             return 0
         renewed = self.store.renew(held, self.owner, self.lease_s)
-        if renewed < len(held):
-            # Leases we no longer own ran out (a stall longer than the lease): another consumer
-            # may be running those messages now.
+        lost = set(held) - renewed
+        if lost:
+            # Leases we no longer own ran out (a stall longer than the lease) or the messages
+            # are gone: another consumer may be running them now. Stop renewing them.
+            self.forget(lost)
             logger.warning(
                 "%d of %d leases were lost before renewal; those messages may run twice",
-                len(held) - renewed,
+                len(lost),
                 len(held),
-                extra={"action": "lease_lost"},
+                extra={"action": "lease_lost", "message_ids": sorted(lost)},
             )
-        return renewed
+        return len(renewed)
 
     def _start_once(self) -> None:
         if self._thread is not None or self._stopping.is_set():

@@ -267,18 +267,20 @@ class MessageStore:
                 .values(owner=None, locked_until=0.0)
             )
 
-    def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> int:
-        """Extend the leases ``owner`` still holds; returns how many it still held."""
+    def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
+        """Extend the leases ``owner`` still holds; returns the ids it still held."""
         id_list = list(ids)
         if not id_list:
-            return 0
+            return set()
         message = self.tables.message
         with self._single.begin() as connection:
-            return connection.execute(
+            renewed = connection.execute(
                 sa.update(message)
                 .where(message.c.id.in_(id_list), message.c.lease_owner == owner)
                 .values(visible_at=time.time() + lease_s)
-            ).rowcount
+                .returning(message.c.id)
+            )
+            return set(renewed.scalars())
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that no consumer holds."""

@@ -1,0 +1,173 @@
+"""The bridge with real ``celery worker`` and ``celery beat`` processes: FIFO ticks that never
+overlap, a SIGKILL during a step, worker mode, and ``link-mq demo``."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+
+from link_message_queue.bridge.runtime import build_runtime
+from link_message_queue.celery_config import celery_config
+from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
+from link_message_queue.settings import Settings
+from link_message_queue.transport import upgrade
+
+from .bridge_config import HANDLER, NODE, handled, metadata
+from .processes import REPO, CeleryProcess, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def app_database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("migrated_postgres_url"))
+
+
+@pytest.fixture
+def environment(app_database_url: str, tmp_path: Path) -> dict[str, str]:
+    engine = sa.create_engine(app_database_url, poolclass=sa.pool.NullPool)
+    upgrade(engine, "linkmq_")
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    with engine.begin() as connection:  # the module's PostgreSQL database is shared
+        connection.execute(sa.text("DELETE FROM linkmq_message"))
+    engine.dispose()
+    return {
+        "LINK_MQ_DATABASE_URL": app_database_url,
+        "LINK_MQ_CONFIG": "tests.acceptance.bridge_config",
+        "LINK_MQ_TICK_INTERVAL": "0.2",
+        "LINK_MQ_LEASE_S": "2",
+        "LINK_MQ_RETRY_BACKOFF_S": "0.2",
+        "LINK_MQ_TEST_RUNS": str(tmp_path / "runs.txt"),
+    }
+
+
+@pytest.fixture
+def celery(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
+    started: list[CeleryProcess] = []
+
+    def start(*args: str, extra_env: dict[str, str] | None = None) -> CeleryProcess:
+        process = CeleryProcess(
+            ["-A", "link_message_queue.celery_app", *args, "--loglevel", "INFO"],
+            env={**environment, **(extra_env or {})},
+            log_path=tmp_path / f"celery{len(started)}.log",
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def _dispatch(environment: dict[str, str], count: int, sleep_s: float) -> None:
+    settings = Settings.from_env(environment)
+    app = Celery("acceptance-dispatch")
+    app.conf.update(celery_config(settings))
+    runtime = build_runtime(app, settings)
+    position = TaskListPosition.new(NODE)
+    for number in range(count):
+        collected = WorkflowMessage.new_data_collected(
+            Payload("Acceptance\\Item", {"n": number, "sleep_s": sleep_s}), HANDLER, NODE
+        )
+        runtime.workflow_engine.dispatch(collected.prepare_data_processing(position, HANDLER))
+
+
+def _handled(database_url: str) -> list[sa.Row[tuple[int, float, float, int]]]:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            query = sa.select(handled.c.n, handled.c.started_at, handled.c.ended_at, handled.c.pid)
+            return list(connection.execute(query.order_by(handled.c.started_at)))
+    finally:
+        engine.dispose()
+
+
+def _runs(environment: dict[str, str], event: str) -> Counter[int]:
+    path = Path(environment["LINK_MQ_TEST_RUNS"])
+    lines = path.read_text().splitlines() if path.exists() else []
+    return Counter(int(line.split()[1]) for line in lines if line.startswith(event + " "))
+
+
+WORKER = ("worker", "-c", "2", "--without-mingle", "--without-gossip", "--without-heartbeat")
+
+
+def test_bridge__ticks_consume_in_fifo_order_and_steps_never_overlap(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess], tmp_path: Path
+) -> None:
+    url = environment["LINK_MQ_DATABASE_URL"]
+    _dispatch(environment, 15, sleep_s=0.05)
+    celery(*WORKER)
+    celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
+
+    wait_for(lambda: len(_handled(url)) == 15, 90, "every message to be handled")
+
+    rows = _handled(url)
+    assert [row.n for row in rows] == list(range(15))
+    for earlier, later in itertools.pairwise(rows):
+        assert later.started_at >= earlier.ended_at, "two consumer steps overlapped"
+    assert len({row.pid for row in rows}) >= 1
+
+
+def test_bridge__sigkill_during_a_step_writes_the_handlers_row_exactly_once(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess], tmp_path: Path
+) -> None:
+    url = environment["LINK_MQ_DATABASE_URL"]
+    _dispatch(environment, 1, sleep_s=3.0)
+    worker = celery(*WORKER)
+    celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
+
+    wait_for(lambda: _runs(environment, "start")[0] == 1, 60, "the handler to start")
+    worker.kill()
+    assert _handled(url) == []
+
+    celery(*WORKER)
+    wait_for(lambda: len(_handled(url)) == 1, 90, "the message to be handled after the restart")
+
+    assert [row.n for row in _handled(url)] == [0]
+    assert _runs(environment, "start")[0] == 2
+    assert _runs(environment, "end")[0] == 1
+
+
+def test_bridge__worker_mode_runs_each_message_once(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess]
+) -> None:
+    url = environment["LINK_MQ_DATABASE_URL"]
+    worker_mode = {**environment, "LINK_MQ_CONSUME_MODE": "worker"}
+    _dispatch(worker_mode, 20, sleep_s=0.01)
+    celery(*WORKER, extra_env={"LINK_MQ_CONSUME_MODE": "worker"})
+
+    wait_for(lambda: len(_handled(url)) == 20, 90, "every message to be handled")
+
+    assert Counter(row.n for row in _handled(url)) == Counter(range(20))
+
+
+def test_bridge__demo_runs_end_to_end_on_the_embedded_default(tmp_path: Path) -> None:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("LINK_MQ_")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "link_message_queue.cli", "demo", "--messages", "20"],
+        cwd=tmp_path,
+        env={**environment, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "20 processed" in result.stdout
+    assert "2 retried" in result.stdout
+    assert (tmp_path / "link_mq.sqlite3").exists()
