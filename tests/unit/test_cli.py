@@ -7,14 +7,6 @@ import pytest
 from link_message_queue.cli import main
 
 
-def test_cli__demo_moves_every_user_through_four_hops(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--users", "5"]) == 0
-
-    out = capsys.readouterr().out
-    assert "4 hops, 5 users archived" in out
-    assert "data-processed" in out
-
-
 def test_cli__unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["fly"])
@@ -28,5 +20,13 @@ def test_cli__bad_setting_is_reported_with_exit_code_2(
 ) -> None:
     monkeypatch.setenv("LINK_MQ_TICK_INTERVAL", "never")
 
-    assert main(["demo"]) == 2
+    assert main(["tick"]) == 2
     assert "LINK_MQ_TICK_INTERVAL='never' is invalid" in capsys.readouterr().err
+
+
+def test_cli__requeue_without_ids_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dead-letters", "requeue"])
+
+    assert exit_info.value.code == 2
+    assert "needs ids or --all" in capsys.readouterr().err
