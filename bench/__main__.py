@@ -50,6 +50,31 @@ def run(quick: bool) -> dict[str, Any]:
             measured |= scenarios.after_history(
                 broker, n_history, count=int(2000 * max(scale, 0.25)), budget_s=20
             )
+        if broker.transport == "linkmq":
+            measured["bridge_tick1_per_s"] = scenarios.bridge_throughput(
+                broker,
+                workdir,
+                "tick",
+                messages_per_tick=1,
+                count=int(200 * max(scale, 0.5)),
+                budget_s=60,
+            )
+            measured["bridge_tick100_per_s"] = scenarios.bridge_throughput(
+                broker,
+                workdir,
+                "tick",
+                messages_per_tick=100,
+                count=int(3000 * max(scale, 0.2)),
+                budget_s=60,
+            )
+            measured["bridge_worker_per_s"] = scenarios.bridge_throughput(
+                broker,
+                workdir,
+                "worker",
+                messages_per_tick=1,
+                count=int(3000 * max(scale, 0.2)),
+                budget_s=60,
+            )
         results[broker.name] = measured
         print(json.dumps(measured, indent=1), flush=True)
     return {

@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Any
 
 # (key, label, higher is better, target ratio vs sqla+ on PostgreSQL / SQLite or None)
+BRIDGE_ROWS: list[tuple[str, str]] = [
+    ("bridge_tick1_per_s", "tick mode, 1 message a tick, tick every 0.05 s"),
+    ("bridge_tick100_per_s", "tick mode, up to 100 messages a tick"),
+    ("bridge_worker_per_s", "worker mode, 2 processes"),
+]
+
 ROWS: list[tuple[str, str, bool]] = [
     ("publish_per_s", "publish, msg/s", True),
     ("drain_per_s", "drain 5,000 trivial tasks, tasks/s", True),
@@ -16,6 +22,9 @@ ROWS: list[tuple[str, str, bool]] = [
     ("consume_fresh_per_s", "consume+ack, fresh tables, msg/s", True),
     ("consume_after_history_per_s", "consume+ack after 300,000 passed, msg/s", True),
 ]
+
+
+SHORT_LABELS = {"drain_per_s": "drain 5,000", "consume_after_history_per_s": "consume after 300k"}
 
 
 def _ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> str:
@@ -69,6 +78,14 @@ def table(report: dict[str, Any]) -> str:
         if "consume_after_history_per_s" in ours:
             kept = ours["consume_after_history_per_s"] / ours["consume_fresh_per_s"]
             lines.append(f"linkmq+ consume rate after the history: {kept:.0%} of fresh.")
+        bridge = [(label, ours[key]) for key, label in BRIDGE_ROWS if key in ours]
+        if bridge:
+            lines += [
+                "",
+                "| workflow messages end to end (engine in the loop) | msg/s |",
+                "| --- | ---: |",
+            ]
+            lines += [f"| {label} | {_cell(value)} |" for label, value in bridge]
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -87,7 +104,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
             ours = results.get(f"linkmq+ {database}", {}).get(key)
             theirs = results.get(f"sqla+ {database}", {}).get(key)
             values.append((ours / theirs if higher else theirs / ours) if ours and theirs else 0.0)
-        labels.append(label.split(",")[0])
+        labels.append(SHORT_LABELS.get(key, label.split(",")[0]))
         postgres.append(values[0])
         sqlite.append(values[1])
     figure, axis = plt.subplots(figsize=(10, 5))

@@ -290,3 +290,99 @@ def after_history(broker: Broker, history: int, count: int, budget_s: float) -> 
     engine.dispose()
     aged = consume_rate(broker.url, count, budget_s)
     return {"consume_fresh_per_s": fresh, "consume_after_history_per_s": aged, "history": history}
+
+
+def bridge_throughput(
+    broker: Broker, workdir: Path, mode: str, *, messages_per_tick: int, count: int, budget_s: float
+) -> float:
+    """Workflow messages per second end to end: dispatched through a queue channel, consumed by
+    ticks (``mode='tick'``) or by a 2-process worker (``mode='worker'``), handled by the
+    workflow engine into a table."""
+    from celery import Celery as _Celery
+
+    from link_message_queue.bridge.runtime import build_runtime
+    from link_message_queue.celery_config import celery_config
+    from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
+    from link_message_queue.settings import Settings
+
+    from .workflow_config import HANDLER, NODE, metadata, sink
+
+    assert broker.database_url is not None
+    broker.reset()
+    engine = sa.create_engine(broker.database_url, poolclass=sa.pool.NullPool)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    env = {
+        "LINK_MQ_DATABASE_URL": broker.database_url,
+        "LINK_MQ_CONFIG": "bench.workflow_config",
+        "LINK_MQ_CONSUME_MODE": mode,
+        "LINK_MQ_TICK_INTERVAL": "0.05",
+        "LINK_MQ_MESSAGES_PER_TICK": str(messages_per_tick),
+    }
+    settings = Settings.from_env(env)
+    app = _Celery("bench-dispatch")
+    app.conf.update(celery_config(settings))
+    runtime = build_runtime(app, settings)
+    position = TaskListPosition.new(NODE)
+    for number in range(count):
+        message = WorkflowMessage.new_data_collected(Payload("Bench\\Item", number), HANDLER, NODE)
+        runtime.workflow_engine.dispatch(message.prepare_data_processing(position, HANDLER))
+    log = (workdir / "bridge.log").open("ab")
+    base = [sys.executable, "-m", "celery", "-A", "link_message_queue.celery_app"]
+    commands = [
+        [
+            *base,
+            "worker",
+            "-c",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+        ]
+    ]
+    if mode == "tick":
+        commands.append(
+            [
+                *base,
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(workdir / f"beat-{time.time_ns()}"),
+            ]
+        )
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for command in commands
+    ]
+    deadline = time.monotonic() + budget_s
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                if (
+                    connection.execute(sa.select(sa.func.count()).select_from(sink)).scalar_one()
+                    >= count
+                ):
+                    break
+            time.sleep(0.2)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    with engine.connect() as connection:
+        first, last, done = connection.execute(
+            sa.select(
+                sa.func.min(sink.c.handled_at), sa.func.max(sink.c.handled_at), sa.func.count()
+            )
+        ).one()
+    engine.dispose()
+    return float(done) / (last - first) if done and last > first else 0.0

@@ -8,7 +8,7 @@ import importlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -38,11 +38,12 @@ class WorkflowConfig:
     channels: Mapping[str, Any]
     services: Mapping[str, Any]
     enable_queue: bool
+    tick_listeners: Sequence[str] = ()  # service names of extra TickOccurred listeners
 
 
 def load_config(settings: Settings) -> WorkflowConfig:
-    """``CHANNELS``, ``SERVICES`` and ``ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE`` of the module
-    named by ``LINK_MQ_CONFIG`` (all optional)."""
+    """``CHANNELS``, ``SERVICES``, ``ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE`` and
+    ``TICK_LISTENERS`` (service names) of the module named by ``LINK_MQ_CONFIG`` (all optional)."""
     module: ModuleType | None = None
     if settings.config_module:
         try:
@@ -55,8 +56,16 @@ def load_config(settings: Settings) -> WorkflowConfig:
     services = getattr(module, "SERVICES", {})
     if not isinstance(channels, Mapping) or not isinstance(services, Mapping):
         raise BridgeError(f"{settings.config_module}: CHANNELS and SERVICES must be dicts")
+    listeners = getattr(module, "TICK_LISTENERS", ())
+    if isinstance(listeners, str) or not all(isinstance(name, str) for name in listeners):
+        raise BridgeError(
+            f"{settings.config_module}: TICK_LISTENERS must be a list of service names"
+        )
     return WorkflowConfig(
-        channels, services, bool(getattr(module, "ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE", False))
+        channels,
+        services,
+        bool(getattr(module, "ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE", False)),
+        tuple(listeners),
     )
 
 
@@ -116,6 +125,11 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     ticks = TickBus()
     listener = ConsumerTickListener(step, settings.messages_per_tick)
     ticks.subscribe(listener)
+    for name in config.tick_listeners:
+        extra = registry.get(name)
+        if not callable(getattr(extra, "on_tick", None)):
+            raise BridgeError(f"tick listener {name!r} has no on_tick(tick) method")
+        ticks.subscribe(extra)
     return Runtime(
         settings,
         store,

@@ -294,3 +294,26 @@ def test_publish_on__works_with_a_session(runtime: Runtime) -> None:
             runtime.producer._send(encode(_item(9)))
         session.commit()
     assert _queued(runtime) == 1
+
+
+def test_ticks__registered_listeners_hear_every_tick(database_url: str) -> None:
+    from link_message_queue.messages import TickOccurred
+
+    heard: list[TickOccurred] = []
+
+    class Listener:
+        def on_tick(self, tick: TickOccurred) -> None:
+            heard.append(tick)
+
+    settings = Settings.from_env(
+        {"LINK_MQ_DATABASE_URL": database_url, "LINK_MQ_TABLE_PREFIX": f"t{uuid.uuid4().hex[:8]}_"}
+    )
+    upgrade(sa.create_engine(database_url, poolclass=sa.pool.NullPool), settings.table_prefix)
+    config = WorkflowConfig({}, {"my.listener": Listener()}, False, ("my.listener",))
+    runtime = build_runtime(Celery("ticks"), settings, config)
+
+    tick = TickOccurred()
+    runtime.ticks.publish(tick)
+
+    assert heard == [tick]
+    assert runtime.consumer_listener.last_result.processed == 0
