@@ -357,7 +357,7 @@ def bridge_throughput(
         subprocess.Popen(
             command,
             cwd=REPO,
-            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            env={**os.environ, **env, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
