@@ -70,7 +70,7 @@ def start_worker(broker: Broker, workdir: Path, concurrency: int = 2) -> Worker:
             **os.environ,
             "BENCH_BROKER": broker.url,
             "BENCH_OUT": str(out),
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
         },
         stdout=log,
         stderr=subprocess.STDOUT,
