@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from celery import Celery
 
 from .bridge.errors import BridgeError
@@ -19,9 +21,11 @@ from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
 from .services import ServiceError
 from .settings import Settings, SettingsError
+from .status import read_status, render
 from .transport import TransportError, upgrade
 from .transport.engines import engine_for, masked
 from .transport.options import TransportOptions
+from .transport.schema import queue_tables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.add_argument("--database-url", help="SQLAlchemy URL (default: LINK_MQ_DATABASE_URL)")
 
     commands.add_parser("tick", help="emit one TickOccurred here and now (for cron, or no beat)")
+
+    status = commands.add_parser(
+        "status", help="queues, in-flight messages, dead letters, consumers"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    status.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
 
     enqueue = commands.add_parser("enqueue", help="queue a JSON workflow message (FILE or -)")
     enqueue.add_argument(
@@ -70,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if summary.processed + summary.dead_lettered == summary.dispatched else 1
         if args.command == "db":
             return _db_upgrade(args.database_url or settings.database_url, settings)
+        if args.command == "status":
+            return _status(settings, args)
         if args.command == "tick":
             return _tick(_runtime(settings))
         if args.command == "enqueue":
@@ -83,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except InvalidMessageError as exc:
         print(f"link-mq: the message is invalid: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.SQLAlchemyError as exc:
+        # The driver's own words (never the URL's password), without SQLAlchemy's SQL echo.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"link-mq: database error: {reason}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")  # argparse guards this
 
@@ -101,6 +119,25 @@ def _db_upgrade(database_url: str, settings: Settings) -> int:
     revision = upgrade(engine, settings.table_prefix)
     print(f"link-mq: {masked(database_url)} is at schema revision {revision}")
     return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    tables = queue_tables(settings.table_prefix)
+    while True:
+        current = read_status(engine, tables)
+        if args.json:
+            print(json.dumps(current.as_dict()))
+        elif args.watch:
+            print("\x1b[H\x1b[2J" + render(current), flush=True)  # home, clear: a live table
+        else:
+            print(render(current))
+        if not args.watch:
+            return 0
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _tick(runtime: Runtime) -> int:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from ..engine import EngineError, QueueLoopError, WorkflowEngine
 from ..messages import InvalidMessageError, ProcessingMessage, decode_processing_message
 from ..services import CONSUMER_SENDER, ServiceError
@@ -49,23 +51,54 @@ class StepResult:
         return dict(self.__dict__)
 
 
-class ConsumerStep:
-    def __init__(
+@dataclass(frozen=True)
+class Forwarding:
+    """What both consumers share: where messages come from, where they go, and what happens
+    when they fail."""
+
+    store: MessageStore
+    workflow_engine: WorkflowEngine
+    dead_letters: DeadLetters
+    queue: str
+    policy: RetryPolicy
+
+    def dead_letter(
         self,
-        store: MessageStore,
+        connection: sa.Connection,
         *,
-        workflow_engine: WorkflowEngine,
-        dead_letters: DeadLetters,
-        queue: str,
-        policy: RetryPolicy,
-        lease_s: float,
-        owner: str,
+        body: str,
+        message: ProcessingMessage | None,
+        reason: str,
+        error: BaseException,
+        attempts: int,
     ) -> None:
-        self.store = store
-        self.workflow_engine = workflow_engine
-        self.dead_letters = dead_letters
-        self.queue = queue
-        self.policy = policy
+        self.dead_letters.add(
+            connection,
+            queue=self.queue,
+            body=body,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+            message_name=message.name if message else None,
+            message_uuid=str(message.uuid) if message else None,
+        )
+
+
+def _log_consumed(message: ProcessingMessage) -> None:
+    logger.info(
+        "consumed %s -> %s",
+        message.name,
+        message.target,
+        extra={"action": "ack", "message_uuid": str(message.uuid)},
+    )
+
+
+class ConsumerStep:
+    def __init__(self, forwarding: Forwarding, *, lease_s: float, owner: str) -> None:
+        self.forwarding = forwarding
+        self.store = forwarding.store
+        self.policy = forwarding.policy
+        self.queue = forwarding.queue
         self.lease_s = lease_s
         self.owner = owner
 
@@ -128,7 +161,7 @@ class ConsumerStep:
             body = workflow_body_from_row(row.payload)
             message = decode_processing_message(body)
             with self.store.engine.begin() as connection:
-                self.workflow_engine.dispatch(
+                self.forwarding.workflow_engine.dispatch(
                     message,
                     sender=CONSUMER_SENDER,
                     connection=connection,
@@ -161,12 +194,7 @@ class ConsumerStep:
                 )
         else:
             result.processed += 1
-            logger.info(
-                "consumed %s -> %s",
-                message.name,
-                message.target,
-                extra={"action": "ack", "message_uuid": str(message.uuid)},
-            )
+            _log_consumed(message)
 
     def _dead_letter(
         self,
@@ -179,15 +207,13 @@ class ConsumerStep:
         with self.store.engine.begin() as connection:
             if not self.store.delete_leased(connection, row.id, self.owner):
                 return  # someone else holds it now; they decide its fate
-            self.dead_letters.add(
+            self.forwarding.dead_letter(
                 connection,
-                queue=self.queue,
                 body=body,
+                message=message,
                 reason=reason,
                 error=error,
                 attempts=row.delivery_count,
-                message_name=message.name if message else None,
-                message_uuid=str(message.uuid) if message else None,
             )
 
 
@@ -195,20 +221,10 @@ class WorkerConsumer:
     """Worker mode: a Celery worker runs ``link.workflow_message`` itself. The handler's
     transaction also records the message uuid, so a redelivered duplicate is skipped."""
 
-    def __init__(
-        self,
-        store: MessageStore,
-        *,
-        workflow_engine: WorkflowEngine,
-        dead_letters: DeadLetters,
-        queue: str,
-        policy: RetryPolicy,
-    ) -> None:
-        self.store = store
-        self.workflow_engine = workflow_engine
-        self.dead_letters = dead_letters
-        self.queue = queue
-        self.policy = policy
+    def __init__(self, forwarding: Forwarding) -> None:
+        self.forwarding = forwarding
+        self.store = forwarding.store
+        self.policy = forwarding.policy
 
     def handle(self, body: str, attempts: int) -> str:
         """``processed``, ``duplicate`` or ``dead_lettered``; raises :class:`RetryLaterError`
@@ -224,7 +240,7 @@ class WorkerConsumer:
                         extra={"action": "duplicate", "message_uuid": str(message.uuid)},
                     )
                     return "duplicate"
-                self.workflow_engine.dispatch(
+                self.forwarding.workflow_engine.dispatch(
                     message, sender=CONSUMER_SENDER, connection=connection, attempt=attempts
                 )
         except _POISON_ERRORS as exc:
@@ -235,12 +251,7 @@ class WorkerConsumer:
                 self._dead_letter(body, message, FAILED, exc, attempts)
                 return "dead_lettered"
             raise RetryLaterError(self.policy.delay_s(attempts), exc) from exc
-        logger.info(
-            "consumed %s -> %s",
-            message.name,
-            message.target,
-            extra={"action": "ack", "message_uuid": str(message.uuid)},
-        )
+        _log_consumed(message)
         return "processed"
 
     def _dead_letter(
@@ -252,14 +263,11 @@ class WorkerConsumer:
         attempts: int,
     ) -> None:
         with self.store.engine.begin() as connection:
-            self.dead_letters.add(
+            self.forwarding.dead_letter(
                 connection,
-                queue=self.queue,
                 body=body,
+                message=message,
                 reason=reason,
                 error=error,
                 attempts=attempts,
-                message_name=message.name if message else None,
-                message_uuid=str(message.uuid) if message else None,
-                first_attempt_at=None,
             )

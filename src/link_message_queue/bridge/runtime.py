@@ -20,7 +20,7 @@ from ..transport.engines import engine_for
 from ..transport.options import TransportOptions
 from ..transport.schema import queue_tables
 from ..transport.store import MessageStore
-from .consumer import ConsumerStep, WorkerConsumer
+from .consumer import ConsumerStep, Forwarding, WorkerConsumer
 from .dead_letters import DeadLetters
 from .errors import BridgeError
 from .producer import Producer, enable_workflow_processor_message_queue, register_producer
@@ -106,22 +106,9 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     dead_letters = DeadLetters(store.engine, store.tables)
     policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    step = ConsumerStep(
-        store,
-        workflow_engine=workflow_engine,
-        dead_letters=dead_letters,
-        queue=settings.queue,
-        policy=policy,
-        lease_s=settings.lease_s,
-        owner=owner,
-    )
-    worker = WorkerConsumer(
-        store,
-        workflow_engine=workflow_engine,
-        dead_letters=dead_letters,
-        queue=settings.queue,
-        policy=policy,
-    )
+    forwarding = Forwarding(store, workflow_engine, dead_letters, settings.queue, policy)
+    step = ConsumerStep(forwarding, lease_s=settings.lease_s, owner=owner)
+    worker = WorkerConsumer(forwarding)
     ticks = TickBus()
     listener = ConsumerTickListener(step, settings.messages_per_tick)
     ticks.subscribe(listener)

@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 import logging
+import re
 import time
 from queue import Empty
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# How long a process trusts the bindings it read; a publish that matches nothing reads again.
+_BINDINGS_CACHE_S = 1.0
+
+
+def _topic_match(pattern: str, routing_key: str) -> bool:
+    compiled = _TOPIC_PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _TOPIC_PATTERNS[pattern] = re.compile(pattern)
+    return compiled.match(routing_key) is not None
+
+
+_TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {}
+
 
 class Channel(virtual.Channel):
     QoS = LeaseQoS
@@ -42,6 +56,9 @@ class Channel(virtual.Channel):
         self.leases: LeaseKeeper = connection.leases
         self._declared: set[str] = set()
         self._queue_rotation = itertools.count()
+        self._bindings_cache: dict[str, tuple[float, list[tuple[str, str, str, str]]]] = {}
+        self._message_ttl_s: dict[str, float | None] = {}
+        self._no_ack_queues: set[str] = set()
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -67,8 +84,7 @@ class Channel(virtual.Channel):
                 f"message for queue {queue!r} is {len(payload)} bytes, over the limit of {limit} "
                 "(transport option max_message_bytes)"
             )
-        expiration_ms = message["properties"].get("expiration")
-        expires_at = None if expiration_ms is None else time.time() + float(expiration_ms) / 1000
+        expires_at = self._expires_at(queue, message["properties"].get("expiration"))
         connection = self._caller_connection()
         self.store.put(queue, payload, self._get_message_priority(message), expires_at, connection)
         if connection is None:
@@ -80,10 +96,101 @@ class Channel(virtual.Channel):
         for queue in {queue for _, _, queue in self.get_table(exchange)}:
             self._put(queue, message, **kwargs)
 
-    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
-        # Bindings live in this process's broker state (kombu's virtual table), which
-        # _put_fanout reads; nothing more to store.
-        return None
+    def _expires_at(self, queue: str, expiration_ms: object) -> float | None:
+        """When the message expires: its own ``expiration`` or its queue's ``x-message-ttl``,
+        whichever comes first."""
+        if queue not in self._message_ttl_s:
+            self._message_ttl_s[queue] = self.store.queue_message_ttl_s(queue)
+        limits = [self._message_ttl_s[queue]]
+        if expiration_ms is not None:
+            limits.append(float(str(expiration_ms)) / 1000)
+        known = [limit for limit in limits if limit is not None]
+        return time.time() + min(known) if known else None
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
+        """Store the binding in the database, so every process routes to this queue."""
+        exchange_type = self.typeof(exchange).type
+        # On PostgreSQL the binding commits on its own even inside publish_on(): it must not
+        # vanish with a caller's rollback. SQLite has one writer, the caller: join its work.
+        connection = self._caller_connection() if self.store.dialect == "sqlite" else None
+        self.store.bind(
+            exchange,
+            exchange_type=exchange_type,
+            routing_key=routing_key,
+            pattern=pattern or "",  # direct and fanout bindings have none
+            queue=queue,
+            connection=connection,
+        )
+        self._bindings_cache.pop(exchange, None)
+
+    def queue_unbind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str = "",
+        arguments: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().queue_unbind(queue, exchange, routing_key, arguments, **kwargs)
+        if exchange:
+            self.store.unbind(exchange, queue, routing_key)
+            self._bindings_cache.pop(exchange, None)
+
+    def basic_publish(
+        self, message: dict[str, Any], exchange: str, routing_key: str, **kwargs: Any
+    ) -> None:
+        """Route through the bindings of every process (in the database) and of this one."""
+        self._inplace_augment_message(message, exchange, routing_key)
+        if not exchange:
+            self._put(routing_key, message, **kwargs)
+            return
+        for queue in self._route(exchange, routing_key):
+            self._put(queue, message, **kwargs)
+
+    def _route(self, exchange: str, routing_key: str) -> set[str]:
+        local = self._local_bindings(exchange)
+        queues = self._match(self._shared_bindings(exchange), routing_key) | self._match(
+            local, routing_key
+        )
+        if (
+            not queues
+            and self._bindings_cache.get(exchange, (0.0, []))[0] < time.monotonic() - 0.05
+        ):
+            # Nothing matched on cached bindings: look again, a binding may be brand new.
+            self._bindings_cache.pop(exchange, None)
+            queues = self._match(self._shared_bindings(exchange), routing_key)
+        return queues
+
+    def _shared_bindings(self, exchange: str) -> list[tuple[str, str, str, str]]:
+        cached = self._bindings_cache.get(exchange)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > _BINDINGS_CACHE_S:
+            cached = (now, self.store.bindings(exchange))
+            self._bindings_cache[exchange] = cached
+        return cached[1]
+
+    def _local_bindings(self, exchange: str) -> list[tuple[str, str, str, str]]:
+        try:
+            table = self.get_table(exchange)
+            exchange_type = self.typeof(exchange).type
+        except KeyError:
+            return []
+        return [
+            (exchange_type, routing_key, pattern, queue) for routing_key, pattern, queue in table
+        ]
+
+    @staticmethod
+    def _match(bindings: list[tuple[str, str, str, str]], routing_key: str) -> set[str]:
+        queues = set()
+        for exchange_type, bound_key, pattern, queue in bindings:
+            if exchange_type == "fanout":
+                queues.add(queue)
+            elif exchange_type == "topic":
+                if _topic_match(pattern, routing_key):
+                    queues.add(queue)
+            elif bound_key == routing_key:
+                queues.add(queue)
+        return queues
 
     def _caller_connection(self) -> sa.Connection | None:
         connection = bound_connection()
@@ -108,7 +215,21 @@ class Channel(virtual.Channel):
         connection = self._caller_connection()
         if queue in self._declared and connection is None:
             return
-        self.store.declare_queue(queue, kwargs.get("arguments"), connection)
+        arguments = kwargs.get("arguments") or {}
+        expires_ms = arguments.get("x-expires")
+        ttl_ms = arguments.get("x-message-ttl")
+        expires_s = float(expires_ms) / 1000 if expires_ms else None
+        if expires_s is None and kwargs.get("auto_delete"):
+            # AMQP deletes an auto-delete queue when its last consumer goes; here it goes once
+            # no consumer has touched it for a while.
+            expires_s = self.connection.options.auto_delete_after_s
+        self.store.declare_queue(
+            queue,
+            arguments or None,
+            connection,
+            expires_s=expires_s,
+            message_ttl_s=float(ttl_ms) / 1000 if ttl_ms else None,
+        )
         self._declared.add(queue)
 
     def _has_queue(self, queue: str, **kwargs: Any) -> bool:
@@ -127,6 +248,13 @@ class Channel(virtual.Channel):
         return self.store.size(queue, self._caller_connection())
 
     # -- consuming -------------------------------------------------------------------------
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
+    ) -> Any:
+        # The keeper renews leases and keeps consumed queues from expiring.
+        self.leases.start()
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         rows = self._claim(queue, 1)
@@ -165,6 +293,12 @@ class Channel(virtual.Channel):
             self.connection.acks.give_back(acked)
             raise
         self.leases.forget(acked)
+        if rows and queue in self._no_ack_queues:
+            # no_ack consumers (Celery's remote control, event receivers) take messages as
+            # delivered: gone at once, as AMQP does, never redelivered.
+            ids = [row.id for row in rows]
+            self.store.ack(ids)
+            return rows
         if rows:
             self.leases.hold(row.id for row in rows)
             logger.debug(

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .store import MessageStore
 
 logger = logging.getLogger(__name__)
+
+TOUCH_INTERVAL_S = 2.0
 
 
 class LeaseKeeper:
@@ -18,15 +20,18 @@ class LeaseKeeper:
         self,
         store: MessageStore,
         owner: str,
+        *,
         lease_s: float,
         renew_interval_s: float,
         cleanup_interval_s: float,
+        active_queues: Callable[[], list[str]] = list,
     ) -> None:
         self.store = store
         self.owner = owner
         self.lease_s = lease_s
         self._renew_interval_s = renew_interval_s
         self._cleanup_interval_s = cleanup_interval_s
+        self._active_queues = active_queues
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -35,7 +40,7 @@ class LeaseKeeper:
     def hold(self, ids: Iterable[int]) -> None:
         with self._lock:
             self._held.update(ids)
-        self._start_once()
+        self.start()
 
     def forget(self, ids: Iterable[int]) -> None:
         with self._lock:
@@ -69,7 +74,22 @@ class LeaseKeeper:
             )
         return len(renewed)
 
-    def _start_once(self) -> None:
+    def clean(self) -> None:
+        """Drop expired messages and unused queues (one bounded batch each)."""
+        deleted = self.store.delete_expired()
+        if deleted:
+            logger.info("deleted %d expired messages", deleted, extra={"action": "expire"})
+        dropped = self.store.delete_expired_queues()
+        if dropped:
+            logger.info(
+                "deleted %d unused queues: %s",
+                len(dropped),
+                ", ".join(dropped[:10]),
+                extra={"action": "expire_queue", "queues": dropped},
+            )
+
+    def start(self) -> None:
+        """Start the keeper thread (once): consumers start it so their queues stay alive."""
         if self._thread is not None or self._stopping.is_set():
             return
         with self._lock:
@@ -78,17 +98,17 @@ class LeaseKeeper:
                 self._thread.start()
 
     def _run(self) -> None:
-        next_cleanup = time.monotonic() + self._cleanup_interval_s
-        while not self._stopping.wait(self._renew_interval_s):
+        next_cleanup = time.monotonic()
+        # Queues in use are touched at least every TOUCH_INTERVAL_S, well inside the shortest
+        # x-expires Celery asks for (10 s for its reply and control queues).
+        period_s = min(self._renew_interval_s, TOUCH_INTERVAL_S)
+        while not self._stopping.wait(period_s):
             try:
                 self.renew_now()
+                self.store.touch_queues(self._active_queues())
                 if time.monotonic() >= next_cleanup:
                     next_cleanup = time.monotonic() + self._cleanup_interval_s
-                    deleted = self.store.delete_expired()
-                    if deleted:
-                        logger.info(
-                            "deleted %d expired messages", deleted, extra={"action": "expire"}
-                        )
+                    self.clean()
             except Exception as exc:
                 # The database may be down: say so and try again next round; the leases last
                 # lease_s, three renewal rounds by default.

@@ -46,6 +46,7 @@ class TransportOptions:
     sqlite_synchronous: str = "NORMAL"
     busy_timeout_s: float = 30.0
     cleanup_interval_s: float = 10.0
+    auto_delete_after_s: float = 60.0  # an auto-delete queue unused this long is dropped
     engine_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -54,7 +55,13 @@ class TransportOptions:
                 f"table_prefix {self.table_prefix!r} must be a lower-case SQL identifier "
                 "(letters, digits, underscores; at most 40 characters)"
             )
-        for name in ("lease_s", "polling_interval_min_s", "busy_timeout_s", "cleanup_interval_s"):
+        for name in (
+            "lease_s",
+            "polling_interval_min_s",
+            "busy_timeout_s",
+            "cleanup_interval_s",
+            "auto_delete_after_s",
+        ):
             _positive(name, getattr(self, name))
         for name in ("lease_renew_interval_s", "polling_interval"):
             if getattr(self, name) is not None:

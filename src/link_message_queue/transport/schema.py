@@ -13,7 +13,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -28,6 +28,7 @@ class QueueTables:
     dead_letter: sa.Table
     processed: sa.Table
     lock: sa.Table
+    binding: sa.Table
 
     @property
     def notify_channel(self) -> str:
@@ -44,6 +45,11 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("name", sa.String(255), primary_key=True),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("arguments", sa.Text, nullable=True),
+        # Queue lifetime (x-expires, auto-delete): consumers touch it; the cleaner drops
+        # queues unused for longer than they asked.
+        sa.Column("expires_s", sa.Float, nullable=True),
+        sa.Column("message_ttl_s", sa.Float, nullable=True),
+        sa.Column("last_used_at", sa.Float, nullable=True),
     )
     message = sa.Table(
         f"{prefix}message",
@@ -96,4 +102,15 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("owner", sa.String(128), nullable=True),
         sa.Column("locked_until", sa.Float, nullable=False),
     )
-    return QueueTables(prefix, metadata, queue, message, dead_letter, processed, lock)
+    # Exchange bindings live in the database, so a queue bound by one process receives what
+    # any process publishes (Celery events, remote control, broadcast).
+    binding = sa.Table(
+        f"{prefix}binding",
+        metadata,
+        sa.Column("exchange", sa.String(255), primary_key=True),
+        sa.Column("queue", sa.String(255), primary_key=True),
+        sa.Column("routing_key", sa.String(255), primary_key=True),
+        sa.Column("exchange_type", sa.String(16), nullable=False),
+        sa.Column("pattern", sa.String(512), nullable=False),
+    )
+    return QueueTables(prefix, metadata, queue, message, dead_letter, processed, lock, binding)

@@ -72,17 +72,106 @@ class MessageStore:
     # -- queues ----------------------------------------------------------------------------
 
     def declare_queue(
-        self, name: str, arguments: dict[str, Any] | None, connection: sa.Connection | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        connection: sa.Connection | None = None,
+        *,
+        expires_s: float | None = None,
+        message_ttl_s: float | None = None,
     ) -> None:
         """Create the queue row if it is missing; never fails on a concurrent declare (and so
         never aborts a caller's PostgreSQL transaction)."""
+        now = time.time()
         values = {
             "name": name,
-            "created_at": time.time(),
+            "created_at": now,
             "arguments": json.dumps(arguments) if arguments else None,
+            "expires_s": expires_s,
+            "message_ttl_s": message_ttl_s,
+            "last_used_at": now,
         }
         statement = self._insert_ignoring_duplicates(self.tables.queue, values)
         self._execute(statement, connection)
+
+    def queue_message_ttl_s(self, name: str) -> float | None:
+        queue = self.tables.queue
+        return self._scalar(sa.select(queue.c.message_ttl_s).where(queue.c.name == name), None)  # type: ignore[no-any-return]
+
+    def touch_queues(self, names: Sequence[str]) -> None:
+        """Mark queues as in use (a consumer is on them): they do not expire."""
+        if not names:
+            return
+        queue = self.tables.queue
+        with self._single.begin() as connection:
+            connection.execute(
+                sa.update(queue).where(queue.c.name.in_(names)).values(last_used_at=time.time())
+            )
+
+    def delete_expired_queues(self) -> list[str]:
+        """Drop queues unused for longer than their ``x-expires``, with their messages and
+        bindings (at most a bounded batch per call)."""
+        queue = self.tables.queue
+        now = time.time()
+        with self.engine.begin() as connection:
+            names = list(
+                connection.execute(
+                    sa.select(queue.c.name)
+                    .where(
+                        queue.c.expires_s.isnot(None),
+                        queue.c.last_used_at + queue.c.expires_s < now,
+                    )
+                    .limit(_EXPIRED_BATCH)
+                ).scalars()
+            )
+            if names:
+                self._delete_queues(connection, names)
+        return names
+
+    # -- bindings --------------------------------------------------------------------------
+
+    def bind(
+        self,
+        exchange: str,
+        *,
+        exchange_type: str,
+        routing_key: str,
+        pattern: str,
+        queue: str,
+        connection: sa.Connection | None = None,
+    ) -> None:
+        values = {
+            "exchange": exchange,
+            "queue": queue,
+            "routing_key": routing_key,
+            "exchange_type": exchange_type,
+            "pattern": pattern,
+        }
+        self._execute(self._insert_ignoring_duplicates(self.tables.binding, values), connection)
+
+    def unbind(self, exchange: str, queue: str, routing_key: str) -> None:
+        binding = self.tables.binding
+        self._execute(
+            sa.delete(binding).where(
+                binding.c.exchange == exchange,
+                binding.c.queue == queue,
+                binding.c.routing_key == routing_key,
+            ),
+            None,
+        )
+
+    def bindings(
+        self, exchange: str, connection: sa.Connection | None = None
+    ) -> list[tuple[str, str, str, str]]:
+        """(exchange type, routing key, pattern, queue) of every binding of ``exchange``."""
+        binding = self.tables.binding
+        statement = sa.select(
+            binding.c.exchange_type, binding.c.routing_key, binding.c.pattern, binding.c.queue
+        ).where(binding.c.exchange == exchange)
+        if connection is not None:
+            return [tuple(row) for row in connection.execute(statement)]
+        with self.reader.connect() as own:
+            return [tuple(row) for row in own.execute(statement)]
 
     def has_queue(self, name: str, connection: sa.Connection | None = None) -> bool:
         queue = self.tables.queue
@@ -91,10 +180,13 @@ class MessageStore:
 
     def delete_queue(self, name: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(
-                sa.delete(self.tables.message).where(self.tables.message.c.queue == name)
-            )
-            connection.execute(sa.delete(self.tables.queue).where(self.tables.queue.c.name == name))
+            self._delete_queues(connection, [name])
+
+    def _delete_queues(self, connection: sa.Connection, names: Sequence[str]) -> None:
+        tables = self.tables
+        connection.execute(sa.delete(tables.message).where(tables.message.c.queue.in_(names)))
+        connection.execute(sa.delete(tables.binding).where(tables.binding.c.queue.in_(names)))
+        connection.execute(sa.delete(tables.queue).where(tables.queue.c.name.in_(names)))
 
     # -- messages --------------------------------------------------------------------------
 

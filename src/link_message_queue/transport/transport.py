@@ -5,7 +5,7 @@ Features
 * Type: Virtual
 * Supports Direct: Yes
 * Supports Topic: Yes
-* Supports Fanout: Yes (bindings known to the publishing process)
+* Supports Fanout: Yes (bindings live in the database: across processes)
 * Supports Priority: Yes (0-9, higher first; FIFO within a priority)
 * Supports TTL: Yes (per-message ``expiration``)
 * At-least-once: Yes (leases; a dead consumer's messages come back within ``lease_s``)
@@ -35,7 +35,9 @@ Transport Options
   application crash loses nothing; a power cut may lose the last commits; ``FULL`` to fsync
   every commit).
 * ``busy_timeout_s``: how long SQLite waits for the write lock (30 s).
-* ``cleanup_interval_s``: how often expired messages are deleted (10 s, 1000 rows a round).
+* ``cleanup_interval_s``: how often expired messages and unused queues (``x-expires``, or
+  auto-delete queues unused for ``auto_delete_after_s``, 60 s) are deleted (10 s, 1000 rows a
+  round). Queues with ``x-message-ttl`` give their messages that time to live.
 * ``engine_options``: extra keyword arguments for ``sqlalchemy.create_engine``.
 """
 
@@ -80,7 +82,9 @@ class Transport(virtual.Transport):
 
     can_parse_url = True
     default_port = None
-    driver_type = "sql"
+    # Not "sql": Celery switches events off for that driver type, and this transport carries
+    # events, remote control and broadcast across processes.
+    driver_type = "linkmq"
     driver_name = "linkmq"
 
     connection_errors: tuple[Any, ...] = (
@@ -121,15 +125,21 @@ class Transport(virtual.Transport):
         self.leases = LeaseKeeper(
             self.store,
             owner,
-            self.options.lease_s,
-            self.options.renew_interval_s,
-            self.options.cleanup_interval_s,
+            lease_s=self.options.lease_s,
+            renew_interval_s=self.options.renew_interval_s,
+            cleanup_interval_s=self.options.cleanup_interval_s,
+            active_queues=self._active_queues,
         )
         self._listener: PostgresListener | None = None
         self.acks = AckBuffer()
         self.draining = False
         self._idle_since_generation: int | None = None
         self._next_poll_at = 0.0
+
+    def _active_queues(self) -> list[str]:
+        return sorted(
+            {queue for channel in list(self.channels) for queue in channel._active_queues}
+        )
 
     def flush_acks(self) -> None:
         """Delete acked messages that no claim has carried yet."""

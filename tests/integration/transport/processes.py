@@ -44,3 +44,12 @@ def publish_range(broker_url: str, queue: str, start: int, stop: int, done: Any)
             simple.put(number)
         simple.close()
     done.put(stop - start)
+
+
+def publish_to_exchange(
+    broker_url: str, exchange: str, exchange_type: str, routing_key: str, done: Any
+) -> None:
+    with kombu.Connection(broker_url) as connection:
+        producer = connection.Producer(exchange=kombu.Exchange(exchange, type=exchange_type))
+        producer.publish({"from": "another process"}, routing_key=routing_key, serializer="json")
+    done.put("published")

@@ -6,6 +6,7 @@ Revises:
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context, op
 
 from link_message_queue.transport.schema import queue_tables
@@ -17,8 +18,14 @@ down_revision = None
 def upgrade() -> None:
     tables = queue_tables(context.config.attributes["table_prefix"])
     bind = op.get_bind()
-    for table in (tables.queue, tables.message):
-        table.create(bind, checkfirst=True)
+    # The queue table as revision 0001 had it; later revisions add columns.
+    op.create_table(
+        tables.queue.name,
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("arguments", sa.Text, nullable=True),
+    )
+    tables.message.create(bind, checkfirst=True)
     if bind.dialect.name == "postgresql":
         # Rows live for milliseconds: vacuum the message table often so dead tuples and index
         # bloat stay bounded under constant churn.

@@ -1,0 +1,98 @@
+"""``link-mq status``: what the queues hold and who works on them, read from the database."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import sqlalchemy as sa
+
+from .transport.engines import masked, read_only
+from .transport.leases import TOUCH_INTERVAL_S
+from .transport.schema import QueueTables
+
+
+@dataclass
+class QueueStatus:
+    name: str
+    ready: int = 0
+    leased: int = 0  # in flight: a consumer holds them
+    delayed: int = 0  # waiting for a retry's back-off
+    oldest_age_s: float | None = None
+    consumed: bool = False  # a live consumer touched the queue lately
+
+
+@dataclass
+class Status:
+    database: str
+    queues: list[QueueStatus] = field(default_factory=list)
+    dead_letters: int = 0
+    consumers: list[str] = field(default_factory=list)  # lease owners: host:pid:id
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def read_status(engine: sa.Engine, tables: QueueTables) -> Status:
+    now = time.time()
+    message, queue = tables.message, tables.queue
+    live = sa.and_(
+        message.c.lease_owner.is_(None),
+        message.c.visible_at <= now,
+        sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+    )
+    counts = sa.select(
+        message.c.queue,
+        sa.func.sum(sa.case((live, 1), else_=0)),
+        sa.func.sum(
+            sa.case(
+                (sa.and_(message.c.lease_owner.isnot(None), message.c.visible_at > now), 1), else_=0
+            )
+        ),
+        sa.func.sum(
+            sa.case(
+                (sa.and_(message.c.lease_owner.is_(None), message.c.visible_at > now), 1), else_=0
+            )
+        ),
+        sa.func.min(message.c.created_at),
+    ).group_by(message.c.queue)
+    with read_only(engine).connect() as connection:
+        by_name = {
+            name: QueueStatus(
+                name,
+                int(ready or 0),
+                int(leased or 0),
+                int(delayed or 0),
+                None if oldest is None else round(now - oldest, 3),
+            )
+            for name, ready, leased, delayed, oldest in connection.execute(counts)
+        }
+        for name, last_used_at in connection.execute(sa.select(queue.c.name, queue.c.last_used_at)):
+            entry = by_name.setdefault(name, QueueStatus(name))
+            entry.consumed = last_used_at is not None and now - last_used_at < 3 * TOUCH_INTERVAL_S
+        dead = connection.execute(
+            sa.select(sa.func.count()).select_from(tables.dead_letter)
+        ).scalar_one()
+        owners = connection.execute(
+            sa.select(message.c.lease_owner).where(message.c.lease_owner.isnot(None)).distinct()
+        ).scalars()
+        consumers = sorted(owner for owner in owners if owner)
+    return Status(
+        masked(engine.url), sorted(by_name.values(), key=lambda q: q.name), int(dead), consumers
+    )
+
+
+def render(status: Status) -> str:
+    lines = [
+        f"database {status.database}",
+        f"{'queue':<40} {'ready':>7} {'leased':>7} {'delayed':>7} {'oldest':>9}  consumer",
+    ]
+    for entry in status.queues:
+        oldest = "-" if entry.oldest_age_s is None else f"{entry.oldest_age_s:.1f}s"
+        lines.append(
+            f"{entry.name[:40]:<40} {entry.ready:>7} {entry.leased:>7} {entry.delayed:>7} "
+            f"{oldest:>9}  {'yes' if entry.consumed else 'no'}"
+        )
+    lines.append(f"dead letters: {status.dead_letters}")
+    lines.append(f"consumers holding messages: {', '.join(status.consumers) or 'none'}")
+    return "\n".join(lines)

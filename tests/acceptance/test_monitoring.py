@@ -1,0 +1,187 @@
+"""Monitoring over linkmq+ with real processes: remote control (``celery inspect``/``control``),
+Celery events, and Flower's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+
+from .processes import CeleryProcess, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+
+def _worker_args() -> list[str]:
+    # A node name of its own per test: broadcasts to an earlier test's worker never reach it.
+    name = f"monitored-{uuid.uuid4().hex[:6]}@%h"
+    return [
+        "-A",
+        "tests.acceptance.crash_app",
+        "worker",
+        "-P",
+        "threads",
+        "-c",
+        "2",
+        "--loglevel",
+        "INFO",
+        "-E",
+        "-n",
+        name,
+        "--without-mingle",
+        "--without-gossip",
+    ]
+
+
+@pytest.fixture
+def client(broker_url: str) -> Celery:
+    """A Celery app of the test process, on the same broker as the worker."""
+    app = Celery("monitoring-client", broker=broker_url)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_default_queue="celery")
+    return app
+
+
+@pytest.fixture
+def worker(broker_url: str, tmp_path: Path) -> Iterator[CeleryProcess]:
+    process = CeleryProcess(
+        _worker_args(),
+        env={"LINK_MQ_TEST_BROKER": broker_url, "LINK_MQ_TEST_RUNS": str(tmp_path / "runs.txt")},
+        log_path=tmp_path / "worker.log",
+    )
+    yield process
+    process.stop()
+
+
+def _ping(client: Celery) -> dict[str, Any]:
+    return client.control.inspect(timeout=2.0).ping() or {}
+
+
+def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryProcess) -> None:
+    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    inspect = client.control.inspect(timeout=3.0)
+
+    (name,) = _ping(client)
+    assert name.startswith("monitored-")
+    assert "crash.work" in inspect.registered()[name]
+    assert {queue["name"] for queue in inspect.active_queues()[name]} >= {"celery"}
+    assert inspect.stats()[name]["pool"]["max-concurrency"] == 2
+    assert inspect.active()[name] == []
+    assert inspect.reserved()[name] == []
+    assert inspect.scheduled()[name] == []
+
+    replies = client.control.rate_limit("crash.work", "100/s", reply=True, timeout=3.0)
+    assert replies
+    assert "ok" in replies[0][name]
+    replies = client.control.add_consumer("extra", reply=True, timeout=3.0)
+    assert "ok" in replies[0][name]
+    wait_for(
+        lambda: "extra" in {q["name"] for q in inspect.active_queues()[name]}, 10, "the new queue"
+    )
+    replies = client.control.cancel_consumer("extra", reply=True, timeout=3.0)
+    assert "ok" in replies[0][name]
+
+    client.control.broadcast("shutdown")
+    wait_for(lambda: worker.process.poll() is not None, 30, "the worker to shut down")
+
+
+def test_monitoring__revoke_reaches_the_worker(
+    client: Celery, worker: CeleryProcess, broker_url: str
+) -> None:
+    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    result = client.send_task("crash.work", args=(1, 0.0), countdown=3)
+    client.control.revoke(result.id)
+
+    (name,) = _ping(client)
+    wait_for(
+        lambda: result.id in (client.control.inspect(timeout=2.0).revoked() or {}).get(name, []),
+        20,
+        "the revoke to reach the worker",
+    )
+
+
+def test_monitoring__events_reach_a_receiver(client: Celery, worker: CeleryProcess) -> None:
+    seen: list[dict[str, Any]] = []
+    with client.connection_for_read() as connection:
+        receiver = client.events.Receiver(connection, handlers={"*": seen.append})
+
+        def receive() -> None:
+            # One receiver (one queue) for the whole test; should_stop ends it.
+            for _ in receiver.consume(limit=None, timeout=None, wakeup=False):
+                pass
+
+        listener = threading.Thread(target=receive, daemon=True)
+        listener.start()
+        try:
+            wait_for(lambda: any(e["type"] == "worker-heartbeat" for e in seen), 60, "a heartbeat")
+            result = client.send_task("crash.work", args=(2, 0.0))
+            wait_for(
+                lambda: (
+                    {"task-received", "task-started", "task-succeeded"}
+                    <= {event["type"] for event in seen if event.get("uuid") == result.id}
+                ),
+                30,
+                "the task's events",
+            )
+        finally:
+            receiver.should_stop = True
+            listener.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_monitoring__flower_shows_workers_and_tasks(
+    client: Celery, worker: CeleryProcess, broker_url: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    flower = CeleryProcess(
+        ["-A", "tests.acceptance.crash_app", "flower", f"--port={port}", "--address=127.0.0.1"],
+        env={"LINK_MQ_TEST_BROKER": broker_url, "FLOWER_UNAUTHENTICATED_API": "true"},
+        log_path=tmp_path / "flower.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/healthcheck"), 60, "Flower to start")
+        wait_for(
+            lambda: any(
+                name.startswith("monitored-") for name in _get(f"{base}/api/workers?refresh=1")
+            ),
+            60,
+            "Flower to list the worker",
+        )
+        result = client.send_task("crash.work", args=(3, 0.0))
+        wait_for(
+            lambda: _get(f"{base}/api/tasks").get(result.id, {}).get("state") == "SUCCESS",
+            60,
+            "Flower to show the task succeeded",
+        )
+    finally:
+        flower.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        time.sleep(0.2)
+        return False

@@ -1,0 +1,56 @@
+"""``link-mq status`` on a real database: ready, leased, delayed, oldest age, dead letters."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+
+import kombu
+import pytest
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.cli import main
+
+
+def test_status__counts_what_the_queues_hold(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
+    with kombu.Connection(broker_url) as connection:
+        with closing(connection.SimpleQueue("status_a")) as queue_a:
+            for number in range(3):
+                queue_a.put(number)
+            held = queue_a.get_nowait()  # leased
+            store = connection.default_channel.store
+            (delayed,) = store.claim("status_a", "someone", 30.0, 1)
+            store.release([delayed.id], "someone", delay_s=60.0)
+            with closing(connection.SimpleQueue("status_b")) as queue_b:
+                queue_b.put("x")
+
+                assert main(["status", "--json"]) == 0
+                status = json.loads(capsys.readouterr().out)
+                assert main(["status"]) == 0
+                table = capsys.readouterr().out
+            held.ack()
+
+    queues = {queue["name"]: queue for queue in status["queues"]}
+    assert (
+        queues["status_a"]["ready"],
+        queues["status_a"]["leased"],
+        queues["status_a"]["delayed"],
+    ) == (1, 1, 1)
+    assert queues["status_b"]["ready"] == 1
+    assert queues["status_a"]["oldest_age_s"] >= 0
+    assert status["dead_letters"] == 0
+    assert len(status["consumers"]) == 1
+    assert "status_a" in table
+    assert "dead letters: 0" in table
+
+
+def test_status__never_shows_a_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", "postgresql+psycopg://app:hunter2@127.0.0.1:1/app")
+
+    assert main(["status"]) == 2
+    assert "hunter2" not in capsys.readouterr().err
