@@ -27,6 +27,20 @@ from .report import chart, table
 RESULTS = Path(__file__).with_name("results")
 
 
+def run_monitoring(quick: bool) -> dict[str, Any]:
+    """Only the monitoring cost: drain with and without events and Flower, on linkmq+."""
+    count = 500 if quick else 5000
+    workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
+    brokers = [b for b in postgres_brokers() + sqlite_brokers(workdir) if b.transport == "linkmq"]
+    results: dict[str, dict[str, float]] = {}
+    for broker in brokers:
+        plain = scenarios.drain_rate(broker, workdir, count, budget_s=60)
+        monitored = scenarios.drain_rate(broker, workdir, count, budget_s=60, monitored=True)
+        results[broker.name] = {**plain, **monitored}
+        print(broker.name, json.dumps(results[broker.name]), flush=True)
+    return {"results": results}
+
+
 def run(quick: bool) -> dict[str, Any]:
     scale = 0.1 if quick else 1.0
     n_publish = int(2000 * scale)
@@ -93,8 +107,22 @@ def run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument(
+        "--monitoring", action="store_true", help="only the cost of events and Flower on linkmq+"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.monitoring:
+        report = run_monitoring(args.quick)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "monitoring.json").write_text(json.dumps(report, indent=2) + "\n")
+        for name, figures in report["results"].items():
+            drop = 1 - figures["drain_monitored_per_s"] / figures["drain_per_s"]
+            print(
+                f"{name}: drain {figures['drain_per_s']:.0f}/s plain, "
+                f"{figures['drain_monitored_per_s']:.0f}/s with events and Flower ({drop:+.0%} drop)"
+            )
+        return
     report = run(args.quick)
     RESULTS.mkdir(exist_ok=True)
     name = "quick" if args.quick else "latest"

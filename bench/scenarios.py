@@ -42,7 +42,9 @@ class Worker:
         return rows
 
 
-def start_worker(broker: Broker, workdir: Path, concurrency: int = 2) -> Worker:
+def start_worker(
+    broker: Broker, workdir: Path, concurrency: int = 2, events: bool = False
+) -> Worker:
     out = workdir / f"{broker.transport}-{broker.database}-{time.time_ns()}.out"
     log = (workdir / "worker.log").open("ab")
     process = subprocess.Popen(
@@ -64,6 +66,7 @@ def start_worker(broker: Broker, workdir: Path, concurrency: int = 2) -> Worker:
             "--without-mingle",
             "--without-gossip",
             "--without-heartbeat",
+            *(["-E"] if events else []),
         ],
         cwd=REPO,
         env={
@@ -149,17 +152,46 @@ def publish_ceiling(broker: Broker, count: int) -> dict[str, float]:
     }
 
 
-def drain_rate(broker: Broker, workdir: Path, count: int, budget_s: float) -> dict[str, float]:
+def drain_rate(
+    broker: Broker, workdir: Path, count: int, budget_s: float, monitored: bool = False
+) -> dict[str, float]:
+    """Tasks per second draining ``count`` queued tasks; ``monitored``: with task events on
+    and a Flower process watching (and polling the workers)."""
     broker.reset()
     publish(broker.url, count)
-    worker = start_worker(broker, workdir)
+    flower = _start_flower(broker, workdir) if monitored else None
+    worker = start_worker(broker, workdir, events=monitored)
     try:
         records = wait_done(worker, count + 1, budget_s)
     finally:
         worker.stop()
+        if flower is not None:
+            flower.terminate()
+            flower.wait(timeout=30)
     first = min(started for _, started, _ in records)
     last = max(ended for _, _, ended in records)
-    return {"drain_per_s": len(records) / (last - first), "drained": len(records)}
+    key = "drain_monitored_per_s" if monitored else "drain_per_s"
+    return {key: len(records) / (last - first), "drained": len(records)}
+
+
+def _start_flower(broker: Broker, workdir: Path) -> subprocess.Popen[bytes]:
+    log = (workdir / "flower.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.app",
+            "flower",
+            "--port=5599",
+            "--address=127.0.0.1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "BENCH_BROKER": broker.url, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def sleepy_tasks(broker: Broker, workdir: Path, count: int, budget_s: float) -> dict[str, float]:

@@ -4,7 +4,10 @@ Celery events, and Flower's HTTP API."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -18,7 +21,7 @@ from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 
-from .processes import CeleryProcess, wait_for
+from .processes import REPO, CeleryProcess, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -45,11 +48,12 @@ def _worker_args() -> list[str]:
 
 
 @pytest.fixture
-def client(broker_url: str) -> Celery:
+def client(broker_url: str) -> Iterator[Celery]:
     """A Celery app of the test process, on the same broker as the worker."""
     app = Celery("monitoring-client", broker=broker_url)
     app.conf.update(task_serializer="json", accept_content=["json"], task_default_queue="celery")
-    return app
+    yield app
+    app.close()  # its connections (and LISTEN threads) end with the test
 
 
 @pytest.fixture
@@ -174,6 +178,14 @@ def test_monitoring__flower_shows_workers_and_tasks(
             60,
             "Flower to show the task succeeded",
         )
+        # A queue no worker consumes (as the workflow queue in tick mode) shows its length.
+        for number in range(3):
+            client.send_task("crash.work", args=(number, 0.0), queue="link_processing_queue")
+        lengths = {
+            queue["name"]: queue["messages"]
+            for queue in _get(f"{base}/api/queues/length")["active_queues"]
+        }
+        assert lengths["link_processing_queue"] == 3
     finally:
         flower.stop()
 
@@ -185,3 +197,74 @@ def _answers(url: str) -> bool:
     except OSError:
         time.sleep(0.2)
         return False
+
+
+def test_monitoring__two_workers_pool_control_broadcast_revoke_and_celery_status(
+    client: Celery, broker_url: str, tmp_path: Path
+) -> None:
+    env = {"LINK_MQ_TEST_BROKER": broker_url, "LINK_MQ_TEST_RUNS": str(tmp_path / "runs.txt")}
+    names = [f"pool{index}-{uuid.uuid4().hex[:6]}" for index in range(2)]
+    workers = [
+        CeleryProcess(
+            [
+                "-A",
+                "tests.acceptance.crash_app",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=env,
+            log_path=tmp_path / f"{name}.log",
+        )
+        for name in names
+    ]
+    try:
+        wait_for(lambda: len(_ping(client)) == 2, 90, "both workers to answer ping")
+        inspect = client.control.inspect(timeout=5.0)
+        nodes = sorted(_ping(client))
+
+        def pool_sizes() -> dict[str, int]:
+            stats = inspect.stats() or {}
+            return {node: len(stats[node]["pool"]["processes"]) for node in stats}
+
+        replies = client.control.pool_grow(1, reply=True, timeout=5.0)
+        assert {name for reply in replies for name in reply} == set(nodes)
+        wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 2), 30, "both pools to grow")
+        client.control.pool_shrink(1, reply=True, timeout=5.0)
+        wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 1), 30, "both pools to shrink")
+
+        revoked_id = str(uuid.uuid4())
+        client.control.revoke(revoked_id)  # a broadcast: every worker must hear it
+        wait_for(
+            lambda: (
+                all(revoked_id in ids for ids in (inspect.revoked() or {}).values())
+                and len(inspect.revoked() or {}) == 2
+            ),
+            20,
+            "the revoke to reach both workers",
+        )
+
+        status = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "tests.acceptance.crash_app", "status"],
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "2 nodes online" in status.stdout
+        for node in nodes:
+            assert node in status.stdout
+    finally:
+        for worker_process in workers:
+            worker_process.stop()

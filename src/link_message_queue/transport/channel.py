@@ -12,6 +12,7 @@ from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 from kombu.transport import virtual
+from kombu.transport.base import to_rabbitmq_queue_arguments
 from kombu.utils.uuid import uuid
 
 from .errors import PublishRefusedError, TransportError
@@ -210,6 +211,11 @@ class Channel(virtual.Channel):
         return connection
 
     # -- queues ----------------------------------------------------------------------------
+
+    def prepare_queue_arguments(self, arguments: dict[str, Any] | None, **kwargs: Any) -> Any:
+        # Queue(expires=…, message_ttl=…) arrive as keywords: turn them into the x-arguments
+        # that _new_queue reads, as kombu's AMQP transports do.
+        return to_rabbitmq_queue_arguments(arguments, **kwargs)
 
     def _new_queue(self, queue: str, **kwargs: Any) -> None:
         connection = self._caller_connection()

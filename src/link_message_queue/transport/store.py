@@ -173,6 +173,13 @@ class MessageStore:
         with self.reader.connect() as own:
             return [tuple(row) for row in own.execute(statement)]
 
+    def queue_names(self) -> list[str]:
+        queue = self.tables.queue
+        with self.reader.connect() as connection:
+            return list(
+                connection.execute(sa.select(queue.c.name).order_by(queue.c.name)).scalars()
+            )
+
     def has_queue(self, name: str, connection: sa.Connection | None = None) -> bool:
         queue = self.tables.queue
         statement = sa.select(queue.c.name).where(queue.c.name == name)
