@@ -28,10 +28,15 @@ RESULTS = Path(__file__).with_name("results")
 
 
 def run_monitoring(quick: bool) -> dict[str, Any]:
-    """Only the monitoring cost: drain with and without events and Flower, on linkmq+."""
+    """Only the monitoring cost: drain with and without events and Flower, on linkmq+ (and on
+    Redis, for the cost of Flower itself on this machine)."""
     count = 500 if quick else 5000
     workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
-    brokers = [b for b in postgres_brokers() + sqlite_brokers(workdir) if b.transport == "linkmq"]
+    brokers = [
+        b
+        for b in postgres_brokers() + sqlite_brokers(workdir) + redis_brokers()
+        if b.transport != "sqla"
+    ]
     results: dict[str, dict[str, float]] = {}
     for broker in brokers:
         plain = scenarios.drain_rate(broker, workdir, count, budget_s=60)

@@ -89,7 +89,7 @@ class Channel(virtual.Channel):
         connection = self._caller_connection()
         self.store.put(queue, payload, self._get_message_priority(message), expires_at, connection)
         if connection is None:
-            self.connection.signal.notify()
+            self.connection.signal.notify_for(queue)
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
@@ -260,7 +260,28 @@ class Channel(virtual.Channel):
     ) -> Any:
         # The keeper renews leases and keeps consumed queues from expiring.
         self.leases.start()
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        self.connection.signal.consumed[queue] += 1
         return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        queue = self._tag_to_queue.get(consumer_tag)
+        if queue is not None and consumer_tag in self._consumers:
+            self.connection.signal.consumed[queue] -= 1
+        result = super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._no_ack_queues.discard(queue)
+        return result
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        if not no_ack or queue in self._no_ack_queues:
+            return super().basic_get(queue, no_ack, **kwargs)
+        self._no_ack_queues.add(queue)
+        try:
+            return super().basic_get(queue, no_ack, **kwargs)
+        finally:
+            self._no_ack_queues.discard(queue)
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         rows = self._claim(queue, 1)

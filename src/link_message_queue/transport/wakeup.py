@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,13 @@ class WakeSignal:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._generation = 0
+        # Queues consumed in this process: a publish to any other queue (an event for Flower,
+        # a reply to a client) wakes no one here.
+        self.consumed: Counter[str] = Counter()
+
+    def notify_for(self, queue: str) -> None:
+        if self.consumed[queue] > 0:
+            self.notify()
 
     @property
     def generation(self) -> int:
@@ -102,7 +110,7 @@ class PostgresListener:
             connection.execute(f'LISTEN "{self._channel}"')
             self._signal.notify()  # anything published before LISTEN is found by this wake-up
             while not self._stopping.is_set():
-                for _ in connection.notifies(timeout=_LISTEN_WAIT_S, stop_after=1):
-                    self._signal.notify()
+                for notification in connection.notifies(timeout=_LISTEN_WAIT_S, stop_after=1):
+                    self._signal.notify_for(notification.payload)
         finally:
             raw.invalidate()  # never return a LISTENing connection to the pool
