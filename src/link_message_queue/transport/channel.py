@@ -94,7 +94,8 @@ class Channel(virtual.Channel):
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
     ) -> None:
-        for queue in {queue for _, _, queue in self.get_table(exchange)}:
+        # kombu's FanoutExchange.deliver calls this; basic_publish routes the same way.
+        for queue in self._route(exchange, routing_key):
             self._put(queue, message, **kwargs)
 
     def _expires_at(self, queue: str, expiration_ms: object) -> float | None:
