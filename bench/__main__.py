@@ -40,8 +40,13 @@ def run_monitoring(quick: bool) -> dict[str, Any]:
     results: dict[str, dict[str, float]] = {}
     for broker in brokers:
         plain = scenarios.drain_rate(broker, workdir, count, budget_s=60)
-        monitored = scenarios.drain_rate(broker, workdir, count, budget_s=60, monitored=True)
-        results[broker.name] = {**plain, **monitored}
+        events = scenarios.drain_rate(broker, workdir, count, budget_s=60, events=True)
+        monitored = scenarios.drain_rate(
+            broker, workdir, count, budget_s=60, events=True, flower=True
+        )
+        results[broker.name] = {**plain, **events, **monitored}
+        if broker.transport == "linkmq":
+            results[broker.name].update(scenarios.cleaner_cost(broker))
         print(broker.name, json.dumps(results[broker.name]), flush=True)
     return {"results": results}
 
@@ -122,11 +127,20 @@ def main() -> None:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "monitoring.json").write_text(json.dumps(report, indent=2) + "\n")
         for name, figures in report["results"].items():
-            drop = 1 - figures["drain_monitored_per_s"] / figures["drain_per_s"]
+            plain = figures["drain_per_s"]
             print(
-                f"{name}: drain {figures['drain_per_s']:.0f}/s plain, "
-                f"{figures['drain_monitored_per_s']:.0f}/s with events and Flower ({drop:+.0%} drop)"
+                f"{name}: drain {plain:.0f}/s plain, "
+                f"{figures['drain_events_per_s']:.0f}/s with events "
+                f"({1 - figures['drain_events_per_s'] / plain:.0%} less), "
+                f"{figures['drain_monitored_per_s']:.0f}/s with events and Flower "
+                f"({1 - figures['drain_monitored_per_s'] / plain:.0%} less)"
             )
+            if "cleaner_idle_round_ms" in figures:
+                print(
+                    f"  cleaner: idle round {figures['cleaner_idle_round_ms']:.2f} ms; "
+                    f"{figures['cleaner_expired_per_s']:.0f} expired messages/s, longest round "
+                    f"{figures['cleaner_longest_round_ms']:.1f} ms"
+                )
         return
     report = run(args.quick)
     RESULTS.mkdir(exist_ok=True)

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from celery import Celery
 from .brokers import Broker
 
 REPO = Path(__file__).resolve().parents[1]
+_FLOWER_PORT = 5599
+_FLOWER_URL = f"http://127.0.0.1:{_FLOWER_PORT}"
 
 
 @dataclass
@@ -153,24 +156,33 @@ def publish_ceiling(broker: Broker, count: int) -> dict[str, float]:
 
 
 def drain_rate(
-    broker: Broker, workdir: Path, count: int, budget_s: float, monitored: bool = False
+    broker: Broker,
+    workdir: Path,
+    count: int,
+    budget_s: float,
+    *,
+    events: bool = False,
+    flower: bool = False,
 ) -> dict[str, float]:
-    """Tasks per second draining ``count`` queued tasks; ``monitored``: with task events on
-    and a Flower process watching (and polling the workers)."""
+    """Tasks per second draining ``count`` queued tasks; ``events``: the worker sends task
+    events; ``flower``: a connected Flower process receives them."""
     broker.reset()
     publish(broker.url, count)
-    flower = _start_flower(broker, workdir) if monitored else None
-    worker = start_worker(broker, workdir, events=monitored)
+    flower_process = _start_flower(broker, workdir) if flower else None
+    if flower_process is not None:
+        # Measure a connected Flower, not its start-up competing for the CPU.
+        _wait_for_flower(flower_process)
+    worker = start_worker(broker, workdir, events=events)
     try:
         records = wait_done(worker, count + 1, budget_s)
     finally:
         worker.stop()
-        if flower is not None:
-            flower.terminate()
-            flower.wait(timeout=30)
+        if flower_process is not None:
+            flower_process.terminate()
+            flower_process.wait(timeout=30)
     first = min(started for _, started, _ in records)
     last = max(ended for _, _, ended in records)
-    key = "drain_monitored_per_s" if monitored else "drain_per_s"
+    key = "drain_monitored_per_s" if flower else "drain_events_per_s" if events else "drain_per_s"
     return {key: len(records) / (last - first), "drained": len(records)}
 
 
@@ -184,7 +196,7 @@ def _start_flower(broker: Broker, workdir: Path) -> subprocess.Popen[bytes]:
             "-A",
             "bench.app",
             "flower",
-            "--port=5599",
+            f"--port={_FLOWER_PORT}",
             "--address=127.0.0.1",
         ],
         cwd=REPO,
@@ -192,6 +204,20 @@ def _start_flower(broker: Broker, workdir: Path) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def _wait_for_flower(flower: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if flower.poll() is not None:
+            raise RuntimeError(f"Flower exited with {flower.returncode}; see flower.log")
+        try:
+            with urllib.request.urlopen(f"{_FLOWER_URL}/healthcheck", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"Flower did not answer within {timeout_s} s")
 
 
 def sleepy_tasks(broker: Broker, workdir: Path, count: int, budget_s: float) -> dict[str, float]:
@@ -418,3 +444,48 @@ def bridge_throughput(
         ).one()
     engine.dispose()
     return float(done) / (last - first) if done and last > first else 0.0
+
+
+def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> dict[str, float]:
+    """What the cleaner costs beside ``live`` waiting messages: an idle round (nothing expired),
+    and rounds removing ``expired`` messages whose time-to-live ran out (the longest round bounds
+    how long it holds its locks)."""
+    from link_message_queue.transport.engines import engine_for
+    from link_message_queue.transport.options import TransportOptions
+    from link_message_queue.transport.schema import queue_tables
+    from link_message_queue.transport.store import MessageStore, PendingRow
+
+    assert broker.database_url is not None
+    broker.reset()
+    store = MessageStore(
+        engine_for(broker.database_url, TransportOptions()), queue_tables("linkmq_")
+    )
+    payload = "x" * 600
+
+    def insert(queue: str, count: int, expires_at: float | None) -> None:
+        for start in range(0, count, 5000):
+            now = time.time()
+            rows = [PendingRow(queue, payload, 0, expires_at, now)] * min(5000, count - start)
+            store.put_many(rows)
+
+    def cleaner_round() -> tuple[float, int]:
+        started = time.perf_counter()
+        store.delete_expired_queues()
+        deleted = store.delete_expired()
+        return time.perf_counter() - started, deleted
+
+    insert("live", live, None)
+    idle_s = [cleaner_round()[0] for _ in range(20)]
+    insert("gone", expired, time.time() - 1)  # their time-to-live already ran out
+    rounds_s = []
+    while True:
+        elapsed, deleted = cleaner_round()
+        rounds_s.append(elapsed)
+        if not deleted:
+            break
+    return {
+        "cleaner_idle_round_ms": statistics.median(idle_s) * 1000,
+        "cleaner_rounds": len(rounds_s) - 1,
+        "cleaner_longest_round_ms": max(rounds_s) * 1000,
+        "cleaner_expired_per_s": expired / sum(rounds_s),
+    }

@@ -17,7 +17,7 @@ from kombu.utils.uuid import uuid
 
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
-from .store import ClaimedRow
+from .store import ClaimedRow, PendingRow
 from .transactional import bound_connection
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 logger = logging.getLogger(__name__)
+
+# AMQP's delivery_mode for messages a broker may lose (kombu's "transient").
+_TRANSIENT = 1
 
 # How long a process trusts the bindings it read; a publish that matches nothing reads again.
 _BINDINGS_CACHE_S = 1.0
@@ -85,9 +88,19 @@ class Channel(virtual.Channel):
                 f"message for queue {queue!r} is {len(payload)} bytes, over the limit of {limit} "
                 "(transport option max_message_bytes)"
             )
-        expires_at = self._expires_at(queue, message["properties"].get("expiration"))
+        properties = message["properties"]
+        expires_at = self._expires_at(queue, properties.get("expiration"))
+        priority = self._get_message_priority(message)
         connection = self._caller_connection()
-        self.store.put(queue, payload, self._get_message_priority(message), expires_at, connection)
+        if (
+            connection is None
+            and properties.get("delivery_mode") == _TRANSIENT
+            and self.connection.options.batch_transient
+        ):
+            row = PendingRow(queue, payload, priority, expires_at, time.time())
+            self.connection.transient.offer(row)
+            return
+        self.store.put(queue, payload, priority, expires_at, connection)
         if connection is None:
             self.connection.signal.notify_for(queue)
 
@@ -315,19 +328,19 @@ class Channel(virtual.Channel):
     def _claim(self, queue: str, limit: int) -> list[ClaimedRow]:
         options = self.connection.options
         acked = self.connection.acks.take()
+        no_ack = queue in self._no_ack_queues
         try:
-            rows = self.store.claim(queue, self.leases.owner, options.lease_s, limit, acked)
+            if no_ack:
+                # no_ack consumers (Celery's remote control, event receivers) take messages as
+                # delivered: gone at once, as AMQP does, never redelivered.
+                rows = self.store.take(queue, limit, acked)
+            else:
+                rows = self.store.claim(queue, self.leases.owner, options.lease_s, limit, acked)
         except BaseException:
             self.connection.acks.give_back(acked)
             raise
         self.leases.forget(acked)
-        if rows and queue in self._no_ack_queues:
-            # no_ack consumers (Celery's remote control, event receivers) take messages as
-            # delivered: gone at once, as AMQP does, never redelivered.
-            ids = [row.id for row in rows]
-            self.store.ack(ids)
-            return rows
-        if rows:
+        if rows and not no_ack:
             self.leases.hold(row.id for row in rows)
             logger.debug(
                 "claim %d from %s",

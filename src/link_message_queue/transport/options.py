@@ -47,6 +47,9 @@ class TransportOptions:
     busy_timeout_s: float = 30.0
     cleanup_interval_s: float = 10.0
     auto_delete_after_s: float = 60.0  # an auto-delete queue unused this long is dropped
+    batch_transient: bool = True  # write delivery_mode 1 messages in batches from a thread
+    transient_flush_s: float = 0.01  # how long a batch of transient messages gathers
+    transient_buffer_max: int = 10_000  # a full buffer is written by the publisher
     engine_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -61,6 +64,7 @@ class TransportOptions:
             "busy_timeout_s",
             "cleanup_interval_s",
             "auto_delete_after_s",
+            "transient_flush_s",
         ):
             _positive(name, getattr(self, name))
         for name in ("lease_renew_interval_s", "polling_interval"):
@@ -71,7 +75,11 @@ class TransportOptions:
                 f"lease_renew_interval_s ({self.renew_interval_s}) must be shorter than "
                 f"lease_s ({self.lease_s}), or leases run out between renewals"
             )
-        for name in ("claim_batch_max", "max_message_bytes"):
+        if not isinstance(self.batch_transient, bool):
+            raise TransportOptionError(
+                f"batch_transient must be true or false, not {self.batch_transient!r}"
+            )
+        for name in ("claim_batch_max", "max_message_bytes", "transient_buffer_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TransportOptionError(f"{name} must be a positive integer, not {value!r}")

@@ -25,6 +25,17 @@ _EXPIRED_BATCH = 1000
 
 
 @dataclass(frozen=True)
+class PendingRow:
+    """A message to insert: what ``put`` takes, for a batch."""
+
+    queue: str
+    payload: str
+    priority: int
+    expires_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True)
 class ClaimedRow:
     id: int
     payload: str
@@ -65,9 +76,18 @@ class MessageStore:
                 "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count, m.priority"
             )
+            self._take_sql: sa.TextClause | None = sa.text(
+                f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
+                f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND visible_at <= :now "
+                "AND (expires_at IS NULL OR expires_at > :now) ORDER BY priority DESC, id "
+                "LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
+                "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
+            )
         else:
             self._put_sql = None
             self._claim_sql = None
+            self._take_sql = None
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -220,6 +240,28 @@ class MessageStore:
         else:
             self._execute(sa.insert(self.tables.message), connection, values)
 
+    def put_many(self, rows: Sequence[PendingRow]) -> None:
+        """Insert ``rows`` in one transaction (in order), then wake each queue's consumers."""
+        values = [
+            {
+                "queue": row.queue,
+                "priority": row.priority,
+                "payload": row.payload,
+                "created_at": row.created_at,
+                "visible_at": row.created_at,
+                "expires_at": row.expires_at,
+                "delivery_count": 0,
+            }
+            for row in rows
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(sa.insert(self.tables.message), values)
+            if self.dialect == "postgresql":
+                for queue in sorted({row.queue for row in rows}):
+                    connection.execute(
+                        sa.select(sa.func.pg_notify(self.tables.notify_channel, queue))
+                    )
+
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
     ) -> list[ClaimedRow]:
@@ -249,6 +291,48 @@ class MessageStore:
         ]
         claimed.sort(key=lambda row: (-row.priority, row.id))
         return claimed
+
+    def take(self, queue: str, limit: int, acked: Sequence[int] = ()) -> list[ClaimedRow]:
+        """Delete and return up to ``limit`` ready messages of ``queue``, in claim order: a
+        delivery without acknowledgement (AMQP's no_ack), in one statement where the database
+        can; ``acked`` as in ``claim``."""
+        now = time.time()
+        parameters = {"acked": list(acked), "queue": queue, "now": now, "limit": limit}
+        if self._take_sql is not None:
+            with self._single.connect() as connection:
+                rows = connection.execute(self._take_sql, parameters).all()
+        elif self.dialect == "sqlite":
+            message = self.tables.message
+            ready = (
+                sa.select(message.c.id)
+                .where(
+                    message.c.queue == queue,
+                    message.c.visible_at <= now,
+                    sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+                )
+                .order_by(message.c.priority.desc(), message.c.id)
+                .limit(limit)
+            )
+            with self.engine.begin() as connection:
+                if acked:
+                    connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
+                rows = connection.execute(
+                    sa.delete(message)
+                    .where(message.c.id.in_(ready.scalar_subquery()))
+                    .returning(
+                        message.c.id,
+                        message.c.payload,
+                        (message.c.delivery_count + 1).label("delivery_count"),
+                        message.c.priority,
+                    )
+                ).all()
+        else:
+            claimed = self.claim(queue, "no-ack", 60.0, limit, acked)
+            self.ack([row.id for row in claimed])
+            return claimed
+        taken = [ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows]
+        taken.sort(key=lambda row: (-row.priority, row.id))
+        return taken
 
     def _claim_portable(
         self,
