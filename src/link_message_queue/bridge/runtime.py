@@ -14,7 +14,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..engine import WorkflowEngine
-from ..services import ServiceRegistry
+from ..processor.definitions import load_process_definitions
+from ..processor.types import TypeRegistry
+from ..processor.workflow_processor import WorkflowProcessor
+from ..services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
 from ..settings import Settings
 from ..transport.engines import engine_for
 from ..transport.options import TransportOptions
@@ -39,11 +42,14 @@ class WorkflowConfig:
     services: Mapping[str, Any]
     enable_queue: bool
     tick_listeners: Sequence[str] = ()  # service names of extra TickOccurred listeners
+    processes: Mapping[str, Any] | None = None  # PROCESSES: start message name -> definition
+    types: TypeRegistry | None = None  # TYPES: the processing types of payloads
 
 
 def load_config(settings: Settings) -> WorkflowConfig:
-    """``CHANNELS``, ``SERVICES``, ``ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE`` and
-    ``TICK_LISTENERS`` (service names) of the module named by ``LINK_MQ_CONFIG`` (all optional)."""
+    """``CHANNELS``, ``SERVICES``, ``ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE``,
+    ``TICK_LISTENERS`` (service names), ``PROCESSES`` and ``TYPES`` (a ``TypeRegistry``) of the
+    module named by ``LINK_MQ_CONFIG`` (all optional)."""
     module: ModuleType | None = None
     if settings.config_module:
         try:
@@ -61,11 +67,16 @@ def load_config(settings: Settings) -> WorkflowConfig:
         raise BridgeError(
             f"{settings.config_module}: TICK_LISTENERS must be a list of service names"
         )
+    types = getattr(module, "TYPES", None)
+    if types is not None and not isinstance(types, TypeRegistry):
+        raise BridgeError(f"{settings.config_module}: TYPES must be a TypeRegistry")
     return WorkflowConfig(
         channels,
         services,
         bool(getattr(module, "ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE", False)),
         tuple(listeners),
+        getattr(module, "PROCESSES", None),
+        types,
     )
 
 
@@ -99,6 +110,15 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     register_producer(registry, producer)
     for name, service in config.services.items():
         registry.register(name, service)
+    if config.processes is not None:
+        processor = WorkflowProcessor(
+            load_process_definitions(config.processes),
+            node_name=settings.node_name,
+            engine=store.engine,
+            table_prefix=settings.table_prefix,
+            types=config.types,
+        )
+        registry.register(WORKFLOW_PROCESSOR_SERVICE, processor)
     channels = config.channels
     if config.enable_queue:
         channels = enable_workflow_processor_message_queue(channels, settings.node_name)

@@ -13,7 +13,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -1,0 +1,2 @@
+"""The workflow processor: process definitions that run through the queue, with their state
+in the application database."""

@@ -1,0 +1,226 @@
+"""Reading and writing process state. Every write runs on the caller's connection, inside the
+transaction of the consumer step that carries the message: a crash rolls the state back with
+the message, which is then delivered again."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .schema import ProcessTables
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    id: str
+    task_list_id: str
+    name: str
+    process_type: str
+    definition: dict[str, Any]
+    status: str
+    parent_position: str | None
+    started_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    process_id: str
+    position: int
+    task_type: str
+    status: str
+    log: list[dict[str, Any]]
+    sub_processes: int
+    sub_processes_done: int
+    sub_processes_failed: int
+    started_at: float | None
+    finished_at: float | None
+
+
+class ProcessState:
+    def __init__(self, tables: ProcessTables) -> None:
+        self.tables = tables
+
+    # -- writing (on the step's connection) ------------------------------------------------
+
+    def create(
+        self,
+        connection: sa.Connection,
+        *,
+        process_id: str,
+        task_list_id: str,
+        name: str,
+        process_type: str,
+        definition: dict[str, Any],
+        task_types: list[str],
+        parent_position: str | None,
+    ) -> None:
+        now = time.time()
+        connection.execute(
+            sa.insert(self.tables.process).values(
+                id=process_id,
+                task_list_id=task_list_id,
+                name=name,
+                process_type=process_type,
+                definition=json.dumps(definition),
+                status=RUNNING,
+                parent_position=parent_position,
+                started_at=now,
+            )
+        )
+        connection.execute(
+            sa.insert(self.tables.task),
+            [
+                {
+                    "process_id": process_id,
+                    "position": position,
+                    "task_type": task_type,
+                    "status": PENDING,
+                    "log": "[]",
+                }
+                for position, task_type in enumerate(task_types, 1)
+            ],
+        )
+
+    def lock(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
+        """The process, locked for the rest of the transaction (PostgreSQL: the row; SQLite's
+        write transaction locks the database), so answers for one process never interleave."""
+        process = self.tables.process
+        statement = sa.select(process).where(process.c.id == process_id)
+        if connection.dialect.name != "sqlite":
+            statement = statement.with_for_update()
+        row = connection.execute(statement).one_or_none()
+        return None if row is None else _process(row)
+
+    def task(self, connection: sa.Connection, process_id: str, position: int) -> TaskRow | None:
+        task = self.tables.task
+        row = connection.execute(
+            sa.select(task).where(task.c.process_id == process_id, task.c.position == position)
+        ).one_or_none()
+        return None if row is None else _task(row)
+
+    def set_task(
+        self, connection: sa.Connection, process_id: str, position: int, **values: Any
+    ) -> None:
+        status = values.get("status")
+        if status == RUNNING:
+            values.setdefault("started_at", time.time())
+        elif status in (SUCCEEDED, FAILED):
+            values.setdefault("finished_at", time.time())
+        task = self.tables.task
+        connection.execute(
+            sa.update(task)
+            .where(task.c.process_id == process_id, task.c.position == position)
+            .values(**values)
+        )
+
+    def log(
+        self,
+        connection: sa.Connection,
+        process_id: str,
+        position: int,
+        *,
+        level: str,
+        code: int,
+        message: str,
+    ) -> None:
+        current = self.task(connection, process_id, position)
+        if current is None:
+            return
+        entry = {"at": time.time(), "level": level, "code": code, "message": message}
+        self.set_task(connection, process_id, position, log=json.dumps([*current.log, entry]))
+
+    def sub_process_ended(
+        self, connection: sa.Connection, process_id: str, position: int, *, succeeded: bool
+    ) -> TaskRow:
+        task = self.tables.task
+        connection.execute(
+            sa.update(task)
+            .where(task.c.process_id == process_id, task.c.position == position)
+            .values(
+                sub_processes_done=task.c.sub_processes_done + 1,
+                sub_processes_failed=task.c.sub_processes_failed + (0 if succeeded else 1),
+            )
+        )
+        row = self.task(connection, process_id, position)
+        assert row is not None  # the caller holds the process lock and read the task
+        return row
+
+    def finish(self, connection: sa.Connection, process_id: str, status: str) -> None:
+        process = self.tables.process
+        connection.execute(
+            sa.update(process)
+            .where(process.c.id == process_id)
+            .values(status=status, finished_at=time.time())
+        )
+
+    # -- reading (CLI) ---------------------------------------------------------------------
+
+    def processes(self, connection: sa.Connection, limit: int = 50) -> list[ProcessRow]:
+        process = self.tables.process
+        rows = connection.execute(
+            sa.select(process).order_by(process.c.started_at.desc()).limit(limit)
+        )
+        return [_process(row) for row in rows]
+
+    def find(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
+        process = self.tables.process
+        statement = sa.select(process).where(process.c.id.like(f"{process_id}%"))
+        rows = connection.execute(statement.limit(2)).all()
+        return _process(rows[0]) if len(rows) == 1 else None
+
+    def tasks(self, connection: sa.Connection, process_id: str) -> list[TaskRow]:
+        task = self.tables.task
+        rows = connection.execute(
+            sa.select(task).where(task.c.process_id == process_id).order_by(task.c.position)
+        )
+        return [_task(row) for row in rows]
+
+    def children(self, connection: sa.Connection, process: ProcessRow) -> dict[str, int]:
+        """Status counts of the sub-processes a process started."""
+        table = self.tables.process
+        pattern = f"%:PROCESS_ID:{process.id}:%"
+        rows = connection.execute(
+            sa.select(table.c.status, sa.func.count())
+            .where(table.c.parent_position.like(pattern))
+            .group_by(table.c.status)
+        )
+        return {status: int(count) for status, count in rows}
+
+
+def _process(row: sa.Row[Any]) -> ProcessRow:
+    return ProcessRow(
+        id=row.id,
+        task_list_id=row.task_list_id,
+        name=row.name,
+        process_type=row.process_type,
+        definition=json.loads(row.definition),
+        status=row.status,
+        parent_position=row.parent_position,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _task(row: sa.Row[Any]) -> TaskRow:
+    return TaskRow(
+        process_id=row.process_id,
+        position=row.position,
+        task_type=row.task_type,
+        status=row.status,
+        log=json.loads(row.log),
+        sub_processes=row.sub_processes,
+        sub_processes_done=row.sub_processes_done,
+        sub_processes_failed=row.sub_processes_failed,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )

@@ -1,0 +1,163 @@
+"""The workflow processor through the real queue (tick mode: consumer steps in this process)
+on a real SQLite file and a real PostgreSQL: linear, for-each and chunk processes to the end,
+a failing handler, duplicates ignored, state rolled back with a failed step."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from celery import Celery
+
+from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
+from link_message_queue.celery_config import celery_config
+from link_message_queue.messages import WorkflowMessage
+from link_message_queue.processor.connectors import CsvSource
+from link_message_queue.processor.schema import process_tables
+from link_message_queue.processor.state import ProcessState
+from link_message_queue.settings import Settings
+from link_message_queue.transport import upgrade
+from tests import processor_workflow as workflow
+
+
+@pytest.fixture
+def runtime(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    csv_path = tmp_path / "users.csv"
+    workflow.write_users_csv(str(csv_path), 25)
+    settings = Settings.from_env(
+        {
+            "LINK_MQ_DATABASE_URL": database_url,
+            "LINK_MQ_MAX_ATTEMPTS": "2",
+            "LINK_MQ_RETRY_BACKOFF_S": "0.001",
+            "LINK_MQ_LEASE_S": "5",
+            "LINK_MQ_TABLE_PREFIX": f"t{uuid.uuid4().hex[:8]}_",
+        }
+    )
+    app = Celery("processor-test")
+    app.conf.update(celery_config(settings))
+    engine = sa.create_engine(database_url)
+    upgrade(engine, settings.table_prefix)
+    workflow.app_user.drop(engine, checkfirst=True)
+    workflow.app_user.create(engine)
+    engine.dispose()
+    services = {
+        workflow.SOURCE: CsvSource(csv_path, workflow.TYPES),
+        workflow.TARGET: workflow.SlowOrFailingTarget("app_user", workflow.TYPES),
+    }
+    config = WorkflowConfig(
+        workflow.CHANNELS, services, True, (), workflow.PROCESSES, workflow.TYPES
+    )
+    return build_runtime(app, settings, config)
+
+
+def _run_until_idle(runtime: Runtime, max_steps: int = 500) -> int:
+    """Consumer steps until the queue is empty; how many messages they handled."""
+    handled = 0
+    for _ in range(max_steps):
+        result = runtime.step.run(1)
+        assert not result.errors, result.errors
+        if runtime.store.size(runtime.settings.queue) == 0 and not result.processed:
+            return handled
+        handled += result.processed
+    raise AssertionError("the queue never ran empty")
+
+
+def _users(runtime: Runtime) -> list[int]:
+    with runtime.store.engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.select(workflow.app_user.c.id).order_by(workflow.app_user.c.id)
+            ).scalars()
+        )
+
+
+def _processes(runtime: Runtime) -> list[tuple[str, str | None, str]]:
+    state = ProcessState(process_tables(runtime.settings.table_prefix))
+    with runtime.store.engine.connect() as connection:
+        return [
+            (row.status, row.parent_position, row.process_type)
+            for row in state.processes(connection, limit=1000)
+        ]
+
+
+def _start(runtime: Runtime, message: WorkflowMessage) -> None:
+    runtime.producer.dispatch(message)
+
+
+def test_processor__linear_process_collects_and_writes_every_user(runtime: Runtime) -> None:
+    _start(runtime, workflow.start_linear())
+    handled = _run_until_idle(runtime)
+    assert _users(runtime) == list(range(1, 26))
+    assert _processes(runtime) == [("succeeded", None, "linear_messaging")]
+    # start, collect-data, process-data: each went through the queue.
+    assert handled == 3
+
+
+def test_processor__for_each_runs_a_sub_process_per_item(runtime: Runtime) -> None:
+    _start(runtime, workflow.start_for_each(7))
+    handled = _run_until_idle(runtime)
+    assert _users(runtime) == list(range(1, 8))
+    processes = _processes(runtime)
+    assert sorted(status for status, _, _ in processes) == ["succeeded"] * 8
+    assert sum(parent is not None for _, parent, _ in processes) == 7
+    # start, then per item a StartSubProcess and a process-data.
+    assert handled == 1 + 7 * 2
+
+
+def test_processor__chunk_process_runs_a_sub_process_per_chunk(runtime: Runtime) -> None:
+    _start(runtime, workflow.start_chunks(total=25, limit=10))
+    handled = _run_until_idle(runtime)
+    assert _users(runtime) == list(range(1, 26))
+    processes = _processes(runtime)
+    assert len(processes) == 4  # the chunk process and 3 chunks: 10 + 10 + 5
+    assert {status for status, _, _ in processes} == {"succeeded"}
+    # start, then per chunk a StartSubProcess, a collect-data and a process-data.
+    assert handled == 1 + 3 * 3
+
+
+def test_processor__a_failing_handler_fails_its_task_and_the_process(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINK_MQ_TEST_FAIL_EMAIL", "user13@example.com")
+    _start(runtime, workflow.start_chunks(total=25, limit=10))
+    _run_until_idle(runtime)
+    # The chunk with user 13 wrote nothing (its savepoint rolled back); the others did.
+    assert _users(runtime) == [*range(1, 11), *range(21, 26)]
+    processes = _processes(runtime)
+    parent = [status for status, parent, _ in processes if parent is None]
+    children = sorted(status for status, parent, _ in processes if parent is not None)
+    assert parent == ["failed"]
+    assert children == ["failed", "succeeded", "succeeded"]
+    state = ProcessState(process_tables(runtime.settings.table_prefix))
+    with runtime.store.engine.connect() as connection:
+        failed_child = next(
+            row
+            for row in state.processes(connection, 100)
+            if row.parent_position and row.status == "failed"
+        )
+        tasks = state.tasks(connection, failed_child.id)
+    assert [task.status for task in tasks] == ["succeeded", "failed"]
+    assert "refusing to import user13@example.com" in tasks[1].log[-1]["message"]
+    assert tasks[1].log[-1]["level"] == "error"
+    # Nothing was dead-lettered: a business failure is the process's, not the queue's.
+    assert runtime.dead_letters.count() == 0
+
+
+def test_processor__an_unknown_start_message_is_dead_lettered_with_its_reason(
+    runtime: Runtime,
+) -> None:
+    unknown = WorkflowMessage.collect_data_of("Acme\\Type\\Nothing", "test-trigger", "localhost")
+    _start(runtime, unknown)
+    deadline = time.monotonic() + 10
+    while runtime.dead_letters.count() == 0 and time.monotonic() < deadline:
+        runtime.step.run(1)  # attempt 1 fails and is retried after the back-off; 2 gives up
+        time.sleep(0.01)
+    assert _processes(runtime) == []
+    letters = runtime.dead_letters.recent()
+    assert len(letters) == 1
+    assert "no process starts with processing-message-acmetypenothing-collect-data" in (
+        letters[0].exception_message
+    )
