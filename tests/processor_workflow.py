@@ -3,7 +3,8 @@ tests): users from a CSV file (``LINK_MQ_TEST_CSV``) into the application table 
 as a linear, a for-each and a chunk process; every step goes through the queue.
 
 ``LINK_MQ_TEST_SLOW_S`` makes the SQL target sleep before writing (to kill a worker mid-way);
-``LINK_MQ_TEST_FAIL_EMAIL`` makes it fail on the user with that e-mail address.
+``LINK_MQ_TEST_FAIL_EMAIL`` makes it fail on the user with that e-mail address;
+``LINK_MQ_TEST_RUNS`` names a file it notes each start in.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class SlowOrFailingTarget(SqlTableTarget):
     def handle_process_data(
         self, message: WorkflowMessage, context: DispatchContext
     ) -> WorkflowMessage:
+        runs = os.environ.get("LINK_MQ_TEST_RUNS")
+        if runs:  # outside any transaction: a killed attempt still shows
+            with open(runs, "a", encoding="utf-8") as file:
+                file.write(f"start {os.getpid()} {time.time():.6f}\n")
         time.sleep(float(os.environ.get("LINK_MQ_TEST_SLOW_S", "0")))
         failing = os.environ.get("LINK_MQ_TEST_FAIL_EMAIL")
         data = message.payload.data

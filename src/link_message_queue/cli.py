@@ -19,6 +19,8 @@ from .celery_config import celery_config
 from .demo import run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
+from .processor.errors import ProcessorError
+from .processor.report import ProcessReport
 from .services import ServiceError
 from .settings import Settings, SettingsError
 from .status import read_status, render
@@ -68,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("ids", type=int, nargs="*")
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
     dead_commands.add_parser("purge", help="delete every dead letter")
+
+    processes = commands.add_parser("processes", help="workflow processes and their tasks")
+    process_commands = processes.add_subparsers(dest="process_command", required=True)
+    process_list = process_commands.add_parser("list", help="the latest processes, newest first")
+    process_list.add_argument("--limit", type=int, default=50)
+    process_show = process_commands.add_parser("show", help="one process: every task and its log")
+    process_show.add_argument("id", help="the process id (or a unique start of it)")
+    process_show.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     return parser
 
 
@@ -91,7 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dead_command == "requeue" and not (args.ids or args.all):
                 parser.error("dead-letters requeue needs ids or --all")
             return _dead_letters(_runtime(settings), args)
-    except (SettingsError, TransportError, BridgeError, EngineError, ServiceError) as exc:
+        if args.command == "processes":
+            return _processes(settings, args)
+    except (
+        SettingsError,
+        TransportError,
+        BridgeError,
+        EngineError,
+        ServiceError,
+        ProcessorError,
+    ) as exc:
         print(f"link-mq: {exc}", file=sys.stderr)
         return 2
     except InvalidMessageError as exc:
@@ -183,6 +202,25 @@ def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
         print(f"link-mq: deleted {letters.purge()} dead letters")
         return 0
     raise AssertionError(args.dead_command)
+
+
+def _processes(settings: Settings, args: argparse.Namespace) -> int:
+    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    if engine.dialect.name == "sqlite":
+        upgrade(engine, settings.table_prefix)
+    report = ProcessReport(engine, settings.table_prefix)
+    if args.process_command == "list":
+        print("\n".join(report.list_lines(args.limit)))
+        return 0
+    found = report.find(args.id)
+    if found is None:
+        print(f"link-mq: no process (or more than one) with id {args.id!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.as_dict(*found)))
+    else:
+        print(report.show_text(*found))
+    return 0
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def parse_definition(name: str, raw: object) -> ProcessDefinition:
     tasks_raw = raw.get("tasks")
     if not isinstance(tasks_raw, list) or not tasks_raw:
         raise ProcessDefinitionError(f"{where}: tasks must be a non-empty list")
-    tasks = tuple(_parse_task(where, index, task) for index, task in enumerate(tasks_raw, 1))
+    tasks = tuple(_parse_task(name, index, task) for index, task in enumerate(tasks_raw, 1))
     if process_type in (FOR_EACH, CHUNK) and (
         len(tasks) != 1 or tasks[0].task_type != RUN_SUB_PROCESS
     ):
@@ -103,8 +103,8 @@ def parse_definition(name: str, raw: object) -> ProcessDefinition:
     return ProcessDefinition(name, str(process_type), tasks, dict(raw))
 
 
-def _parse_task(where: str, index: int, raw: object) -> Task:
-    here = f"{where}, task {index}"
+def _parse_task(process_name: str, index: int, raw: object) -> Task:
+    here = f"process {process_name!r}, task {index}"
     if not isinstance(raw, Mapping):
         raise ProcessDefinitionError(f"{here}: must be a dict, not {type(raw).__name__}")
     task_type = raw.get("task_type")
@@ -142,8 +142,7 @@ def _parse_task(where: str, index: int, raw: object) -> Task:
                 "is not in allowed_types"
             )
     if task_type == RUN_SUB_PROCESS:
-        nested = f"{where.removeprefix('process ')} task {index}"
-        parse_definition(nested, raw["process_definition"])
+        parse_definition(f"{process_name} > task {index}", raw["process_definition"])
         if "sync_log_messages" in raw and not isinstance(raw["sync_log_messages"], bool):
             raise ProcessDefinitionError(f"{here} ({task_type}): sync_log_messages must be a bool")
     task = Task(str(task_type), dict(raw))

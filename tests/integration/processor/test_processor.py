@@ -4,6 +4,7 @@ a failing handler, duplicates ignored, state rolled back with a failed step."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
+from link_message_queue import cli
 from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.celery_config import celery_config
 from link_message_queue.messages import WorkflowMessage
@@ -161,3 +163,33 @@ def test_processor__an_unknown_start_message_is_dead_lettered_with_its_reason(
     assert "no process starts with processing-message-acmetypenothing-collect-data" in (
         letters[0].exception_message
     )
+
+
+def test_cli__processes_list_and_show_every_task_with_its_log(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINK_MQ_TEST_FAIL_EMAIL", "user3@example.com")
+    _start(runtime, workflow.start_linear())
+    _run_until_idle(runtime)
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", runtime.settings.database_url)
+    monkeypatch.setenv("LINK_MQ_TABLE_PREFIX", runtime.settings.table_prefix)
+
+    assert cli.main(["processes", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2  # the header and the one process
+    process_id, status, process_type = listed[1].split("\t")[:3]
+    assert (status, process_type) == ("failed", "linear_messaging")
+
+    assert cli.main(["processes", "show", process_id[:8]]) == 0
+    shown = capsys.readouterr().out
+    assert f"process {process_id}: failed" in shown
+    assert "1. collect_data: succeeded" in shown
+    assert "2. process_data: failed" in shown
+    assert "error 500: refusing to import user3@example.com" in shown
+
+    assert cli.main(["processes", "show", process_id, "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert [task["status"] for task in as_json["tasks"]] == ["succeeded", "failed"]
+
+    assert cli.main(["processes", "show", "nonexistent"]) == 1
+    assert "no process" in capsys.readouterr().err
