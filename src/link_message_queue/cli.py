@@ -35,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the whole system on the embedded default")
-    demo.add_argument("--messages", type=int, default=50, help="workflow messages to dispatch")
+    demo.add_argument("--users", type=int, default=50, help="users to import from the CSV file")
+    demo.add_argument("--chunk", type=int, default=10, help="users per chunk (one sub-process)")
+    demo.add_argument(
+        "--external",
+        action="store_true",
+        help="use the worker and beat already running (with the demo's LINK_MQ_CONFIG)",
+    )
     demo.add_argument(
         "--timeout", type=float, default=120.0, help="give up after this many seconds"
     )
@@ -75,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     process_commands = processes.add_subparsers(dest="process_command", required=True)
     process_list = process_commands.add_parser("list", help="the latest processes, newest first")
     process_list.add_argument("--limit", type=int, default=50)
+    process_list.add_argument("--all", action="store_true", help="sub-processes too")
     process_show = process_commands.add_parser("show", help="one process: every task and its log")
     process_show.add_argument("id", help="the process id (or a unique start of it)")
     process_show.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -87,8 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "demo":
-            summary = run_demo(messages=args.messages, timeout_s=args.timeout)
-            return 0 if summary.processed + summary.dead_lettered == summary.dispatched else 1
+            summary = run_demo(
+                users=args.users, chunk=args.chunk, timeout_s=args.timeout, external=args.external
+            )
+            return 0 if summary.succeeded else 1
         if args.command == "db":
             return _db_upgrade(args.database_url or settings.database_url, settings)
         if args.command == "status":
@@ -210,7 +219,7 @@ def _processes(settings: Settings, args: argparse.Namespace) -> int:
         upgrade(engine, settings.table_prefix)
     report = ProcessReport(engine, settings.table_prefix)
     if args.process_command == "list":
-        print("\n".join(report.list_lines(args.limit)))
+        print("\n".join(report.list_lines(args.limit, sub_processes=args.all)))
         return 0
     found = report.find(args.id)
     if found is None:

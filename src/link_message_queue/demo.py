@@ -1,9 +1,10 @@
 """``link-mq demo``: the whole system on the embedded default, in one command.
 
-It starts a real ``celery worker`` and ``celery beat`` on a SQLite file in the working
-directory, dispatches users as workflow messages through a channel whose dispatcher is the
-producer, shows progress until every message is handled, prints a summary and stops its
-processes (also on Ctrl-C)."""
+It writes a CSV file of users into the working directory, starts a real ``celery worker``
+and ``celery beat`` on a SQLite file there, and starts a workflow process that imports the
+users into the application table ``demo_user`` in chunks — every step through the queue. It
+shows progress until the process ends, prints the outcome and stops its processes (also on
+Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from celery import Celery
 
-from .bridge.runtime import build_runtime
+from .bridge.producer import Producer
 from .celery_config import celery_config
-from .demo_workflow import ARCHIVE, NODE, USER_TYPE, archive_table, metadata
-from .messages import Payload, TaskListPosition, WorkflowMessage
+from .demo_workflow import metadata, start_message, user_table, write_users_csv
+from .processor.schema import process_tables
 from .settings import Settings
 from .transport import upgrade
 from .transport.engines import engine_for, masked
@@ -36,51 +37,74 @@ DEMO_ENVIRONMENT = {
     "LINK_MQ_MESSAGES_PER_TICK": "20",
     "LINK_MQ_RETRY_BACKOFF_S": "0.5",
 }
+DEMO_CSV = "demo_users.csv"
 _BAR_WIDTH = 30
 
 
 @dataclass
 class DemoSummary:
-    dispatched: int
-    processed: int
+    users: int
+    written: int
+    chunks: int
+    chunks_succeeded: int
     retried: int
     dead_lettered: int
+    process_id: str | None
+    status: str
     elapsed_s: float
 
     @property
-    def messages_per_s(self) -> float:
-        return self.processed / self.elapsed_s if self.elapsed_s else 0.0
+    def succeeded(self) -> bool:
+        return self.status == "succeeded" and self.written == self.users
 
 
 def run_demo(
-    messages: int = 50,
+    users: int = 50,
+    chunk: int = 10,
     timeout_s: float = 120.0,
     say: Callable[[str], None] = print,
     environ: Mapping[str, str] | None = None,
+    *,
+    external: bool = False,
 ) -> DemoSummary:
+    """``external``: use the worker and beat that already run (docker compose's demo profile)
+    instead of starting them."""
     env = {**DEMO_ENVIRONMENT, **(os.environ if environ is None else environ)}
-    env = {**env, "LINK_MQ_CONFIG": DEMO_ENVIRONMENT["LINK_MQ_CONFIG"]}
+    csv_path = Path(env.get("LINK_MQ_DEMO_CSV", DEMO_CSV)).resolve()
+    env = {
+        **env,
+        "LINK_MQ_CONFIG": DEMO_ENVIRONMENT["LINK_MQ_CONFIG"],
+        "LINK_MQ_DEMO_CSV": str(csv_path),
+    }
     settings = Settings.from_env(env)
     engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
     upgrade(engine, settings.table_prefix)
     metadata.drop_all(engine)  # the demo's own table: each run starts empty
     metadata.create_all(engine)
+    write_users_csv(str(csv_path), users)
     say(
         f"demo: database {masked(settings.database_url)}, queue {settings.queue!r}, a tick "
         f"every {settings.tick_interval_s} s, up to {settings.messages_per_tick} messages a tick"
     )
+    say(
+        f"demo: importing {users} users from {csv_path.name} into table demo_user, "
+        f"{chunk} per chunk, every step through the queue"
+    )
 
     with tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
-        processes = _start_celery(env, Path(workdir))
+        processes = [] if external else _start_celery(env, Path(workdir))
         try:
             started = time.monotonic()
             dead_before = _dead_letters(engine, settings)
-            _dispatch_users(settings, messages)
-            say(f"demo: dispatched {messages} workflow messages through channel 'demo_queue'")
+            since = time.time()
+            app = Celery("link-mq-demo")
+            app.conf.update(celery_config(settings))
+            Producer(app, settings.queue).dispatch(start_message(users, chunk))
             summary = _watch(
                 engine,
                 settings,
-                total=messages,
+                users=users,
+                since=since,
                 dead_before=dead_before,
                 started=started,
                 timeout_s=timeout_s,
@@ -89,23 +113,14 @@ def run_demo(
         finally:
             _stop(processes)
     say(
-        f"demo: {summary.processed} processed, {summary.retried} retried, "
-        f"{summary.dead_lettered} dead-lettered in {summary.elapsed_s:.1f} s "
-        f"({summary.messages_per_s:.1f} messages/s)"
+        f"demo: process {summary.process_id or '-'} {summary.status}: {summary.written} of "
+        f"{summary.users} users written in {summary.chunks_succeeded} of {summary.chunks} "
+        f"chunks, {summary.retried} retried, {summary.dead_lettered} dead-lettered "
+        f"in {summary.elapsed_s:.1f} s"
     )
+    if summary.process_id:
+        say(f"demo: see every task with `link-mq processes show {summary.process_id[:8]}`")
     return summary
-
-
-def _dispatch_users(settings: Settings, count: int) -> None:
-    app = Celery("link-mq-demo")
-    app.conf.update(celery_config(settings))
-    runtime = build_runtime(app, settings)
-    position = TaskListPosition.new(NODE)
-    for user_id in range(1, count + 1):
-        message = WorkflowMessage.new_data_collected(
-            Payload(USER_TYPE, {"id": user_id, "name": f"user-{user_id}"}), ARCHIVE, NODE
-        ).prepare_data_processing(position, ARCHIVE)
-        runtime.workflow_engine.dispatch(message)
 
 
 def _start_celery(env: Mapping[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
@@ -146,33 +161,51 @@ def _watch(
     engine: sa.Engine,
     settings: Settings,
     *,
-    total: int,
+    users: int,
+    since: float,
     dead_before: int,
     started: float,
     timeout_s: float,
     processes: list[subprocess.Popen[bytes]],
 ) -> DemoSummary:
+    process = process_tables(settings.table_prefix).process
     while True:
         with engine.connect() as connection:
-            processed, retried = connection.execute(
+            written, retried = connection.execute(
                 sa.select(
                     sa.func.count(),
-                    sa.func.coalesce(
-                        sa.func.sum(sa.case((archive_table.c.attempt > 1, 1), else_=0)), 0
+                    sa.func.count(
+                        sa.distinct(sa.case((user_table.c.attempt > 1, user_table.c.message_uuid)))
                     ),
-                ).select_from(archive_table)
+                ).select_from(user_table)
             ).one()
-        dead = _dead_letters(engine, settings) - dead_before
-        _progress(int(processed) + dead, total)
-        elapsed = time.monotonic() - started
-        if int(processed) + dead >= total or elapsed > timeout_s:
-            sys.stderr.write("\n")
-            return DemoSummary(total, int(processed), int(retried), dead, elapsed)
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"a Celery process stopped early (exit code {process.returncode})"
+            runs = connection.execute(
+                sa.select(process.c.id, process.c.status, process.c.parent_position).where(
+                    process.c.started_at >= since
                 )
+            ).all()
+        top = [run for run in runs if run.parent_position is None]
+        chunks = [run for run in runs if run.parent_position is not None]
+        dead = _dead_letters(engine, settings) - dead_before
+        _progress(int(written), users)
+        elapsed = time.monotonic() - started
+        ended = bool(top) and top[0].status != "running"
+        if ended or dead or elapsed > timeout_s:
+            sys.stderr.write("\n")
+            return DemoSummary(
+                users=users,
+                written=int(written),
+                chunks=len(chunks),
+                chunks_succeeded=sum(run.status == "succeeded" for run in chunks),
+                retried=int(retried),
+                dead_lettered=dead,
+                process_id=top[0].id if top else None,
+                status=top[0].status if ended else "timed out" if not dead else "stuck",
+                elapsed_s=elapsed,
+            )
+        for child in processes:
+            if child.poll() is not None:
+                raise RuntimeError(f"a Celery process stopped early (exit code {child.returncode})")
         time.sleep(0.1)
 
 

@@ -1,28 +1,44 @@
-"""The demo's workflow configuration (``LINK_MQ_CONFIG=link_message_queue.demo_workflow``).
+"""The demo's workflow (``LINK_MQ_CONFIG=link_message_queue.demo_workflow``): import users from
+a CSV file (``LINK_MQ_DEMO_CSV``) into the application table ``demo_user``, in chunks.
 
-Users arrive as process-data messages for the archive handler over the channel ``demo_queue``,
-whose dispatcher is the producer: each message is queued, consumed by a consumer step, and
-archived into the application table ``demo_archive`` in the step's own transaction. Every
-tenth user fails on its first attempt, to show a retry."""
+A ``parallel_chunk`` process starts one sub-process per chunk of ``LINK_MQ_DEMO_CHUNK`` users;
+each collects its chunk from the CSV file and writes it into ``demo_user``. The workflow
+processor's queue is on, so every step (each StartSubProcess, collect-data and process-data)
+goes through the queue as a Celery task, and each write commits with its consumer step. Every
+other chunk fails once, on its first attempt, to show a retry."""
 
 from __future__ import annotations
+
+import os
+from dataclasses import replace
 
 import sqlalchemy as sa
 
 from .engine import DispatchContext
-from .messages import ProcessingMessage, WorkflowMessage
-from .services import PRODUCER_SERVICE
+from .messages import Payload, WorkflowMessage
+from .messages.names import WorkflowStep, workflow_message_name
+from .processor.connectors import CsvSource, SqlTableTarget
+from .processor.types import TypeRegistry
 
-USER_TYPE = "LinkMq\\Demo\\Type\\User"
-ARCHIVE = "LinkMq\\Demo\\UserArchive"
 NODE = "localhost"
+SOURCE = "LinkMq\\Demo\\UserCsv"
+TARGET = "LinkMq\\Demo\\UserTable"
+USER = "LinkMq\\Demo\\Type\\User"
+USERS = "LinkMq\\Demo\\Type\\UserCollection"
+IMPORT = "LinkMq\\Demo\\Type\\UserImport"
+START = workflow_message_name(IMPORT, WorkflowStep.COLLECT_DATA)
+
+TYPES = TypeRegistry()
+TYPES.record(USER, {"id": "integer", "name": "string", "email": "string"})
+TYPES.collection(USERS, item_type=USER)
 
 metadata = sa.MetaData()
-archive_table = sa.Table(
-    "demo_archive",
+user_table = sa.Table(
+    "demo_user",
     metadata,
-    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(200), nullable=False),
     sa.Column("message_uuid", sa.String(36), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
 )
@@ -32,28 +48,67 @@ class FlakyDemoError(RuntimeError):
     """The demo's deliberate first-attempt failure."""
 
 
-class UserArchive:
-    """Writes each user into ``demo_archive`` on the consumer step's connection, so the row and
-    the message's removal from the queue commit together."""
+class UserTable(SqlTableTarget):
+    """Writes a chunk of users into ``demo_user`` with the message and attempt that wrote it;
+    every other chunk fails on its first attempt (a transient error: the consumer retries)."""
 
-    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
-        if not isinstance(message, WorkflowMessage) or context.connection is None:
-            raise TypeError(f"{ARCHIVE} takes workflow messages inside a consumer step")
-        user = message.payload.data
-        if user["id"] % 10 == 0 and context.attempt == 1:
-            raise FlakyDemoError(f"user {user['id']} fails once, to show a retry")
-        context.connection.execute(
-            sa.insert(archive_table).values(
-                user_id=user["id"],
-                name=user["name"],
-                message_uuid=str(message.uuid),
-                attempt=context.attempt,
-            )
-        )
+    retry_on = (*SqlTableTarget.retry_on, FlakyDemoError)
+
+    def handle_process_data(
+        self, message: WorkflowMessage, context: DispatchContext
+    ) -> WorkflowMessage:
+        offset, limit = message.metadata.get("offset", 0), message.metadata.get("limit", 1)
+        second = isinstance(offset, int) and isinstance(limit, int) and (offset // limit) % 2 == 1
+        if second and context.attempt == 1:
+            raise FlakyDemoError(f"the chunk at offset {offset} fails once, to show a retry")
+        rows = [
+            {**user, "message_uuid": str(message.uuid), "attempt": context.attempt}
+            for user in message.payload.data
+        ]
+        return super().handle_process_data(replace(message, payload=Payload(USERS, rows)), context)
 
 
-CHANNELS = {
-    "local": {"targets": []},
-    "demo_queue": {"targets": [ARCHIVE], "sender": NODE, "message_dispatcher": PRODUCER_SERVICE},
+def _chunk_of_users() -> dict[str, object]:
+    return {
+        "process_type": "linear_messaging",
+        "tasks": [
+            {"task_type": "collect_data", "source": SOURCE, "processing_type": USERS},
+            {"task_type": "process_data", "target": TARGET, "allowed_types": [USERS]},
+        ],
+    }
+
+
+PROCESSES = {
+    START: {
+        "process_type": "parallel_chunk",
+        "tasks": [
+            {
+                "task_type": "run_sub_process",
+                "target_node_name": NODE,
+                "process_definition": _chunk_of_users(),
+            }
+        ],
+    }
 }
-SERVICES = {ARCHIVE: UserArchive()}
+CHANNELS = {"local": {"targets": [SOURCE, TARGET]}}
+SERVICES = {
+    SOURCE: CsvSource(os.environ.get("LINK_MQ_DEMO_CSV", "demo_users.csv"), TYPES),
+    TARGET: UserTable("demo_user", TYPES),
+}
+ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE = True
+
+
+def write_users_csv(path: str, count: int) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("id,name,email\n")
+        for number in range(1, count + 1):
+            file.write(f"{number},User {number},user{number}@example.com\n")
+
+
+def start_message(total: int, chunk: int) -> WorkflowMessage:
+    return WorkflowMessage.collect_data_of(
+        IMPORT,
+        origin="link-mq demo",
+        target=NODE,
+        metadata={"offset": 0, "limit": chunk, "total_items": total},
+    )

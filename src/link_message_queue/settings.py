@@ -37,6 +37,25 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
 ConsumeMode = Literal["tick", "worker"]
 
+# Every LINK_MQ_* variable the project reads: the settings below, and the demo's CSV file.
+VARIABLES = frozenset(
+    {
+        "LINK_MQ_DATABASE_URL",
+        "LINK_MQ_BROKER_URL",
+        "LINK_MQ_QUEUE",
+        "LINK_MQ_TICK_INTERVAL",
+        "LINK_MQ_MESSAGES_PER_TICK",
+        "LINK_MQ_CONSUME_MODE",
+        "LINK_MQ_MAX_ATTEMPTS",
+        "LINK_MQ_NODE_NAME",
+        "LINK_MQ_CONFIG",
+        "LINK_MQ_TABLE_PREFIX",
+        "LINK_MQ_LEASE_S",
+        "LINK_MQ_RETRY_BACKOFF_S",
+        "LINK_MQ_DEMO_CSV",
+    }
+)
+
 
 class SettingsError(ValueError):
     """An environment variable has a value link-message-queue cannot use."""

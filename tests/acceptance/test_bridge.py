@@ -158,7 +158,7 @@ def test_bridge__demo_runs_end_to_end_on_the_embedded_default(tmp_path: Path) ->
         key: value for key, value in os.environ.items() if not key.startswith("LINK_MQ_")
     }
     result = subprocess.run(
-        [sys.executable, "-m", "link_message_queue.cli", "demo", "--messages", "20"],
+        [sys.executable, "-m", "link_message_queue.cli", "demo", "--users", "20"],
         cwd=tmp_path,
         env={**environment, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -168,6 +168,13 @@ def test_bridge__demo_runs_end_to_end_on_the_embedded_default(tmp_path: Path) ->
     )
 
     assert result.returncode == 0, result.stderr
-    assert "20 processed" in result.stdout
-    assert "2 retried" in result.stdout
+    # Two chunks of 10; the second fails once on purpose, and is retried.
+    assert "succeeded: 20 of 20 users written in 2 of 2 chunks, 1 retried, 0 dead-lettered" in (
+        result.stdout
+    )
     assert (tmp_path / "link_mq.sqlite3").exists()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'link_mq.sqlite3'}")
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM demo_user ORDER BY id")).scalars()
+        assert list(ids) == list(range(1, 21))
+    engine.dispose()

@@ -1,7 +1,8 @@
 """``WorkflowMessageHandler``: the base of handlers that collect and process data, as prooph's
 ``AbstractWorkflowMessageHandler``. A subclass answers a collect-data command with the data
 and a process-data command once it processed it; an exception becomes an error LogMessage for
-the processor, which fails the task. The payload is validated before the subclass sees it.
+the processor, which fails the task — except the transient failures in ``retry_on``, which
+the consumer retries. The payload is validated before the subclass sees it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class WorkflowMessageHandler:
+    # Transient failures: these propagate, so the consumer retries the message with back-off
+    # (and dead-letters it after the last attempt); every other exception fails the task.
+    retry_on: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, ConnectionError, TimeoutError)
+
     def __init__(self, types: TypeRegistry | None = None) -> None:
         self.types = types or TypeRegistry()
 
@@ -33,8 +38,8 @@ class WorkflowMessageHandler:
             )
         try:
             answer = self._answer(message, context)
-        except sa.exc.DBAPIError:
-            raise  # the database failed, not the data: the consumer retries the message
+        except self.retry_on:
+            raise  # the database or a service failed, not the data: retried by the consumer
         except Exception as exc:
             if message.process_task_list_position is None:
                 raise

@@ -29,10 +29,10 @@ class ProcessReport:
         self.engine = engine
         self.state = ProcessState(process_tables(table_prefix))
 
-    def list_lines(self, limit: int = 50) -> list[str]:
+    def list_lines(self, limit: int = 50, *, sub_processes: bool = False) -> list[str]:
         lines = ["id\tstatus\ttype\tstarted\tduration\tsub-processes\tname"]
         with self.engine.connect() as connection:
-            for process in self.state.processes(connection, limit):
+            for process in self.state.processes(connection, limit, sub_processes=sub_processes):
                 children = self.state.children(connection, process)
                 counts = sorted(children.items())
                 summary = ", ".join(f"{count} {status}" for status, count in counts)

@@ -165,12 +165,19 @@ class ProcessState:
 
     # -- reading (CLI) ---------------------------------------------------------------------
 
-    def processes(self, connection: sa.Connection, limit: int = 50) -> list[ProcessRow]:
+    def processes(
+        self, connection: sa.Connection, limit: int = 50, *, sub_processes: bool = True
+    ) -> list[ProcessRow]:
         process = self.tables.process
-        rows = connection.execute(
-            sa.select(process).order_by(process.c.started_at.desc()).limit(limit)
-        )
-        return [_process(row) for row in rows]
+        statement = sa.select(process).order_by(process.c.started_at.desc()).limit(limit)
+        if not sub_processes:
+            statement = statement.where(process.c.parent_position.is_(None))
+        return [_process(row) for row in connection.execute(statement)]
+
+    def get(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
+        process = self.tables.process
+        row = connection.execute(sa.select(process).where(process.c.id == process_id)).first()
+        return None if row is None else _process(row)
 
     def find(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
         process = self.tables.process

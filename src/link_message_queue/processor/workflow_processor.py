@@ -113,7 +113,9 @@ class WorkflowProcessor:
 
     def _start_sub_process(self, message: StartSubProcess, context: DispatchContext) -> None:
         parent = message.parent_task_list_position
-        definition = parse_definition(f"sub-process of {parent}", message.sub_process_definition)
+        parent_row = self.state.get(_connection(context), str(parent.process_id))
+        name = f"{parent_row.name if parent_row else parent.node_name} > sub-process"
+        definition = parse_definition(name, message.sub_process_definition)
         self._run(definition, message.previous_message, str(parent), context)
 
     def _run(

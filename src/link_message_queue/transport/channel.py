@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
-from kombu.utils.uuid import uuid
 
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
@@ -77,7 +76,8 @@ class Channel(virtual.Channel):
             raw = body.encode("utf-8") if isinstance(body, str) else body
             message["body"], body_encoding = base64.b64encode(raw).decode("ascii"), "base64"
         properties = message["properties"]
-        properties.update(body_encoding=body_encoding, delivery_tag=uuid())
+        # No delivery tag here: a delivery gets "<row id>.<delivery count>" (see _to_message).
+        properties["body_encoding"] = body_encoding
         properties["delivery_info"].update(exchange=exchange, routing_key=routing_key)
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
