@@ -19,6 +19,7 @@ from .celery_config import celery_config
 from .demo import run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
+from .metrics import render_metrics, serve
 from .processor.errors import ProcessorError
 from .processor.report import ProcessReport
 from .services import ServiceError
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
     dead_commands.add_parser("purge", help="delete every dead letter")
 
+    metrics = commands.add_parser("metrics", help="Prometheus metrics (print, or --serve)")
+    metrics.add_argument("--serve", action="store_true", help="answer GET /metrics over HTTP")
+    metrics.add_argument("--address", default="127.0.0.1", help="address to listen on")
+    metrics.add_argument("--port", type=int, default=9808, help="port to listen on")
+
     processes = commands.add_parser("processes", help="workflow processes and their tasks")
     process_commands = processes.add_subparsers(dest="process_command", required=True)
     process_list = process_commands.add_parser("list", help="the latest processes, newest first")
@@ -112,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dead_letters(_runtime(settings), args)
         if args.command == "processes":
             return _processes(settings, args)
+        if args.command == "metrics":
+            return _metrics(settings, args)
     except (
         SettingsError,
         TransportError,
@@ -211,6 +219,18 @@ def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
         print(f"link-mq: deleted {letters.purge()} dead letters")
         return 0
     raise AssertionError(args.dead_command)
+
+
+def _metrics(settings: Settings, args: argparse.Namespace) -> int:
+    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    if engine.dialect.name == "sqlite":
+        upgrade(engine, settings.table_prefix)
+    tables = queue_tables(settings.table_prefix)
+    if args.serve:
+        serve(engine, tables, args.address, args.port)
+    else:
+        print(render_metrics(engine, tables), end="")
+    return 0
 
 
 def _processes(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -23,11 +24,19 @@ class QueueStatus:
 
 
 @dataclass
+class ConsumerStatus:
+    owner: str  # host:pid:id
+    queues: list[str] = field(default_factory=list)  # what it consumes (its last heartbeat)
+    holding: int = 0  # messages it has leased now
+
+
+@dataclass
 class Status:
     database: str
     queues: list[QueueStatus] = field(default_factory=list)
     dead_letters: int = 0
-    consumers: list[str] = field(default_factory=list)  # lease owners: host:pid:id
+    # Live consumers (a heartbeat in the last few seconds) and any holder of a lease.
+    consumers: list[ConsumerStatus] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -73,10 +82,27 @@ def read_status(engine: sa.Engine, tables: QueueTables) -> Status:
         dead = connection.execute(
             sa.select(sa.func.count()).select_from(tables.dead_letter)
         ).scalar_one()
-        owners = connection.execute(
-            sa.select(message.c.lease_owner).where(message.c.lease_owner.isnot(None)).distinct()
-        ).scalars()
-        consumers = sorted(owner for owner in owners if owner)
+        holding = {
+            str(owner): int(count)
+            for owner, count in connection.execute(
+                sa.select(message.c.lease_owner, sa.func.count())
+                .where(message.c.lease_owner.isnot(None), message.c.visible_at > now)
+                .group_by(message.c.lease_owner)
+            )
+        }
+        consumer = tables.consumer
+        alive = connection.execute(
+            sa.select(consumer.c.owner, consumer.c.queues).where(
+                consumer.c.last_seen_at > now - 3 * TOUCH_INTERVAL_S
+            )
+        ).all()
+        by_owner = {
+            owner: ConsumerStatus(owner, json.loads(queues), int(holding.get(owner, 0)))
+            for owner, queues in alive
+        }
+        for owner, count in holding.items():
+            by_owner.setdefault(owner, ConsumerStatus(owner, [], int(count)))
+        consumers = [by_owner[owner] for owner in sorted(by_owner)]
     return Status(
         masked(engine.url), sorted(by_name.values(), key=lambda q: q.name), int(dead), consumers
     )
@@ -94,5 +120,8 @@ def render(status: Status) -> str:
             f"{oldest:>9}  {'yes' if entry.consumed else 'no'}"
         )
     lines.append(f"dead letters: {status.dead_letters}")
-    lines.append(f"consumers holding messages: {', '.join(status.consumers) or 'none'}")
+    lines.append(f"consumers: {len(status.consumers)}")
+    for consumer in status.consumers:
+        queues = ", ".join(consumer.queues) or "-"
+        lines.append(f"  {consumer.owner}  holding {consumer.holding}  on {queues}")
     return "\n".join(lines)

@@ -86,9 +86,12 @@ class DeadLetters:
         )
 
     def recent(self, limit: int = 100) -> list[DeadLetter]:
+        """The latest ``limit`` dead letters, oldest first."""
         with self.reader.connect() as connection:
-            rows = connection.execute(sa.select(self.table).order_by(self.table.c.id).limit(limit))
-            return [DeadLetter(**row._mapping) for row in rows]
+            rows = connection.execute(
+                sa.select(self.table).order_by(self.table.c.id.desc()).limit(limit)
+            )
+            return [DeadLetter(**row._mapping) for row in rows][::-1]
 
     def get(self, dead_letter_id: int) -> DeadLetter | None:
         with self.reader.connect() as connection:

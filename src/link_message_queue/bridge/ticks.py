@@ -4,6 +4,7 @@ the built-in one runs a consumer step."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
 from ..messages import TickOccurred
@@ -47,8 +48,19 @@ class ConsumerTickListener:
         self.last_result = StepResult()
 
     def on_tick(self, tick: TickOccurred) -> None:
+        started = time.time()
         self.last_result = self.step.run(self.messages_per_tick)
         result = self.last_result
+        if not result.busy:
+            # For the metrics: how late the tick ran and how long its step took.
+            self.step.store.set_gauges(
+                {
+                    "tick_lag_seconds": max(0.0, started - tick.created_at.timestamp()),
+                    "consumer_step_duration_seconds": time.time() - started,
+                    "last_tick_timestamp_seconds": started,
+                    "last_step_processed": result.processed,
+                }
+            )
         logger.info(
             "tick %s: %d processed, %d retried, %d dead-lettered%s",
             tick.uuid,

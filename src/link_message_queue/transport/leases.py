@@ -13,6 +13,8 @@ from .store import MessageStore
 logger = logging.getLogger(__name__)
 
 TOUCH_INTERVAL_S = 2.0
+# A consumer that has not said it is alive for this long is gone (killed): forget it.
+CONSUMER_GONE_AFTER_S = 30 * TOUCH_INTERVAL_S
 
 
 class LeaseKeeper:
@@ -55,6 +57,18 @@ class LeaseKeeper:
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=5)
+        if thread is not None:
+            try:
+                self.store.forget_consumer(self.owner)
+            except Exception as exc:
+                # Not fatal: the cleaner forgets a consumer that is no longer seen.
+                logger.warning(
+                    "could not remove consumer %s from the live list: %s: %s",
+                    self.owner,
+                    type(exc).__name__,
+                    exc,
+                    extra={"action": "consumer_stop"},
+                )
 
     def renew_now(self) -> int:
         held = self.held()
@@ -79,6 +93,7 @@ class LeaseKeeper:
         deleted = self.store.delete_expired()
         if deleted:
             logger.info("deleted %d expired messages", deleted, extra={"action": "expire"})
+        self.store.delete_stale_consumers(CONSUMER_GONE_AFTER_S)
         dropped = self.store.delete_expired_queues()
         if dropped:
             logger.info(
@@ -105,7 +120,7 @@ class LeaseKeeper:
         while not self._stopping.wait(period_s):
             try:
                 self.renew_now()
-                self.store.touch_queues(self._active_queues())
+                self.store.heartbeat(self.owner, self._active_queues())
                 if time.monotonic() >= next_cleanup:
                     next_cleanup = time.monotonic() + self._cleanup_interval_s
                     self.clean()

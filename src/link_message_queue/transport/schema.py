@@ -13,7 +13,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -29,6 +29,9 @@ class QueueTables:
     processed: sa.Table
     lock: sa.Table
     binding: sa.Table
+    consumer: sa.Table
+    gauge: sa.Table
+    outbox: sa.Table
 
     @property
     def notify_channel(self) -> str:
@@ -113,4 +116,46 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("exchange_type", sa.String(16), nullable=False),
         sa.Column("pattern", sa.String(512), nullable=False),
     )
-    return QueueTables(prefix, metadata, queue, message, dead_letter, processed, lock, binding)
+    # Live consumers: each consuming process says every few seconds which queues it is on, so
+    # `link-mq status` and the metrics list idle workers too.
+    consumer = sa.Table(
+        f"{prefix}consumer",
+        metadata,
+        sa.Column("owner", sa.String(128), primary_key=True),  # host:pid:id
+        sa.Column("queues", sa.Text, nullable=False),  # JSON list
+        sa.Column("started_at", sa.Float, nullable=False),
+        sa.Column("last_seen_at", sa.Float, nullable=False),
+    )
+    # Figures the bridge records for monitoring (tick lag, consumer-step duration, ...).
+    gauge = sa.Table(
+        f"{prefix}gauge",
+        metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+    # With RabbitMQ or Redis as the broker: workflow messages written in the caller's
+    # transaction, published by the relay (bridge/outbox.py).
+    outbox = sa.Table(
+        f"{prefix}outbox",
+        metadata,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("queue", sa.String(255), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("countdown_s", sa.Float, nullable=True),  # a retry's back-off
+        sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    return QueueTables(
+        prefix,
+        metadata,
+        queue,
+        message,
+        dead_letter,
+        processed,
+        lock,
+        binding,
+        consumer,
+        gauge,
+        outbox,
+    )

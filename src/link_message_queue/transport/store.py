@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .engines import read_only
 from .schema import QueueTables
@@ -118,15 +118,52 @@ class MessageStore:
         queue = self.tables.queue
         return self._scalar(sa.select(queue.c.message_ttl_s).where(queue.c.name == name), None)  # type: ignore[no-any-return]
 
-    def touch_queues(self, names: Sequence[str]) -> None:
-        """Mark queues as in use (a consumer is on them): they do not expire."""
-        if not names:
-            return
-        queue = self.tables.queue
+    def heartbeat(self, owner: str, queues: Sequence[str]) -> None:
+        """A live consumer: its queues do not expire, and it is listed (with them) as alive."""
+        now = time.time()
+        queue, consumer = self.tables.queue, self.tables.consumer
         with self._single.begin() as connection:
+            if queues:
+                connection.execute(
+                    sa.update(queue).where(queue.c.name.in_(queues)).values(last_used_at=now)
+                )
             connection.execute(
-                sa.update(queue).where(queue.c.name.in_(names)).values(last_used_at=time.time())
+                self._upsert(
+                    consumer,
+                    {
+                        "owner": owner,
+                        "queues": json.dumps(sorted(queues)),
+                        "started_at": now,
+                        "last_seen_at": now,
+                    },
+                    update=("queues", "last_seen_at"),
+                )
             )
+
+    def forget_consumer(self, owner: str) -> None:
+        consumer = self.tables.consumer
+        with self._single.begin() as connection:
+            connection.execute(sa.delete(consumer).where(consumer.c.owner == owner))
+
+    def delete_stale_consumers(self, unseen_for_s: float) -> int:
+        """Forget consumers that stopped saying they are alive (killed processes)."""
+        consumer = self.tables.consumer
+        with self._single.begin() as connection:
+            return connection.execute(
+                sa.delete(consumer).where(consumer.c.last_seen_at < time.time() - unseen_for_s)
+            ).rowcount
+
+    def set_gauges(self, values: dict[str, float]) -> None:
+        now = time.time()
+        with self._single.begin() as connection:
+            for name, value in sorted(values.items()):
+                connection.execute(
+                    self._upsert(
+                        self.tables.gauge,
+                        {"name": name, "value": float(value), "updated_at": now},
+                        update=("value", "updated_at"),
+                    )
+                )
 
     def delete_expired_queues(self) -> list[str]:
         """Drop queues unused for longer than their ``x-expires``, with their messages and
@@ -521,6 +558,25 @@ class MessageStore:
             return connection.execute(statement).scalar()
         with self.reader.connect() as own:
             return own.execute(statement).scalar()
+
+    def _upsert(
+        self, table: sa.Table, values: dict[str, Any], *, update: Sequence[str]
+    ) -> sa.Executable:
+        changes = {name: values[name] for name in update}
+        keys = [column.name for column in table.primary_key.columns]
+        if self.dialect == "postgresql":
+            return (
+                postgresql.insert(table)
+                .values(**values)
+                .on_conflict_do_update(index_elements=keys, set_=changes)
+            )
+        if self.dialect == "sqlite":
+            return (
+                sqlite.insert(table)
+                .values(**values)
+                .on_conflict_do_update(index_elements=keys, set_=changes)
+            )
+        return mysql.insert(table).values(**values).on_duplicate_key_update(**changes)
 
     def _insert_ignoring_duplicates(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
         if self.dialect == "postgresql":
