@@ -14,7 +14,7 @@ from celery import Celery
 
 from .bridge.errors import RetryLaterError
 from .bridge.runtime import Runtime, build_runtime
-from .bridge.taskbody import TICK_TASK, WORKFLOW_TASK
+from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .celery_config import celery_config
 from .messages import TickOccurred
 from .settings import Settings
@@ -45,6 +45,12 @@ def tick_occurred() -> dict[str, Any]:
     current = runtime()
     current.ticks.publish(TickOccurred())
     return current.consumer_listener.last_result.as_dict()
+
+
+@app.task(name=RELAY_TASK, ignore_result=True)
+def outbox_relay() -> int:
+    """RabbitMQ/Redis brokers: publish what the outbox holds (one relay at a time)."""
+    return runtime().relay.run_once()
 
 
 @app.task(name=WORKFLOW_TASK, bind=True, ignore_result=True)

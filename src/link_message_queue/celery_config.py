@@ -6,7 +6,7 @@ from typing import Any
 
 from kombu.entity import Queue
 
-from .bridge.taskbody import TICK_TASK, WORKFLOW_TASK
+from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .settings import Settings
 
 DEFAULT_QUEUE = "celery"
@@ -18,15 +18,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     queues = [Queue(DEFAULT_QUEUE)]
     if settings.consume_mode == "worker":
         queues.append(Queue(settings.queue))
+    transport_options: dict[str, Any] = {}
+    if not settings.uses_outbox:
+        transport_options = {"table_prefix": settings.table_prefix, "lease_s": settings.lease_s}
+    elif settings.broker_url.startswith(("amqp", "pyamqp")):
+        # The relay deletes an outbox row only once RabbitMQ confirmed its message.
+        transport_options = {"confirm_publish": True}
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {
-            "table_prefix": settings.table_prefix,
-            "lease_s": settings.lease_s,
-        }
-        if settings.broker_url.startswith("linkmq+")
-        else {},
+        "broker_transport_options": transport_options,
         # JSON only: a pickled message is never accepted.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -54,5 +55,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # pile up behind a busy or stopped worker.
                 "options": {"queue": DEFAULT_QUEUE, "expires": settings.tick_interval_s * 0.9},
             }
+        }
+    if settings.uses_outbox:
+        config["beat_schedule"]["link-outbox-relay"] = {
+            "task": RELAY_TASK,
+            "schedule": settings.relay_interval_s,
+            "options": {"queue": DEFAULT_QUEUE, "expires": settings.relay_interval_s * 0.9},
         }
     return config

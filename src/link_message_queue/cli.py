@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -78,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
     dead_commands.add_parser("purge", help="delete every dead letter")
 
+    relay = commands.add_parser(
+        "relay", help="RabbitMQ/Redis brokers: publish the outbox (a long-running process)"
+    )
+    relay.add_argument("--once", action="store_true", help="relay what is there now, then exit")
+    relay.add_argument(
+        "--interval", type=float, default=0.2, help="seconds to wait when the outbox is empty"
+    )
+
     metrics = commands.add_parser("metrics", help="Prometheus metrics (print, or --serve)")
     metrics.add_argument("--serve", action="store_true", help="answer GET /metrics over HTTP")
     metrics.add_argument("--address", default="127.0.0.1", help="address to listen on")
@@ -120,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _processes(settings, args)
         if args.command == "metrics":
             return _metrics(settings, args)
+        if args.command == "relay":
+            return _relay(_runtime(settings), args)
     except (
         SettingsError,
         TransportError,
@@ -219,6 +232,28 @@ def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
         print(f"link-mq: deleted {letters.purge()} dead letters")
         return 0
     raise AssertionError(args.dead_command)
+
+
+def _relay(runtime: Runtime, args: argparse.Namespace) -> int:
+    if not runtime.settings.uses_outbox:
+        print(
+            "link-mq: the broker is linkmq+ (the application database): there is no outbox",
+            file=sys.stderr,
+        )
+        return 2
+    if args.once:
+        print(f"link-mq: relayed {runtime.relay.run_once()} messages")
+        return 0
+    print(
+        f"link-mq: relaying the outbox of {masked(runtime.settings.database_url)} "
+        f"to {runtime.settings.describe()['broker_url']}",
+        flush=True,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        runtime.relay.run_forever(args.interval, stop=stopping.is_set)
+    return 0
 
 
 def _metrics(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@
 | ``LINK_MQ_TABLE_PREFIX`` | ``linkmq_`` | prefix of every table this project owns |
 | ``LINK_MQ_LEASE_S`` | ``30`` | seconds a fetched message stays leased without renewal |
 | ``LINK_MQ_RETRY_BACKOFF_S`` | ``1`` | first retry delay; it doubles per attempt (at most 300 s) |
+| ``LINK_MQ_RELAY_INTERVAL`` | ``1.0`` | RabbitMQ/Redis brokers: seconds between two relays |
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ VARIABLES = frozenset(
         "LINK_MQ_TABLE_PREFIX",
         "LINK_MQ_LEASE_S",
         "LINK_MQ_RETRY_BACKOFF_S",
+        "LINK_MQ_RELAY_INTERVAL",
         "LINK_MQ_DEMO_CSV",
     }
 )
@@ -75,6 +77,12 @@ class Settings:
     table_prefix: str = "linkmq_"
     lease_s: float = 30.0
     retry_backoff_s: float = 1.0
+    relay_interval_s: float = 1.0
+
+    @property
+    def uses_outbox(self) -> bool:
+        """RabbitMQ or Redis as the broker: workflow messages go through the outbox."""
+        return not self.broker_url.startswith("linkmq+")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +110,7 @@ class Settings:
             ),
             lease_s=read("LINK_MQ_LEASE_S", cls.lease_s, _positive_float),
             retry_backoff_s=read("LINK_MQ_RETRY_BACKOFF_S", cls.retry_backoff_s, _positive_float),
+            relay_interval_s=read("LINK_MQ_RELAY_INTERVAL", cls.relay_interval_s, _positive_float),
         )
 
     def describe(self) -> dict[str, object]:

@@ -15,11 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class CeleryProcess:
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    """``python -m celery …`` (or another ``module``, e.g. the link-mq CLI)."""
+
+    def __init__(
+        self, args: list[str], env: Mapping[str, str], log_path: Path, module: str = "celery"
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args],
+            [sys.executable, "-m", module, *args],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO), **env},
             stdout=self._log,

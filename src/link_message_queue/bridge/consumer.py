@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -49,6 +50,14 @@ class StepResult:
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+class Step(Protocol):
+    """One consumer step: take up to ``limit`` messages and forward them (tick mode)."""
+
+    store: MessageStore
+
+    def run(self, limit: int) -> StepResult: ...
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ..messages import ProcessingMessage, encode
 from ..services import CONSUMER_SENDER, PRODUCER_SERVICE, ServiceRegistry
 from ..transport import publish_on
 from .errors import BridgeError
+from .outbox import Outbox
 from .taskbody import WORKFLOW_TASK
 
 if TYPE_CHECKING:
@@ -25,13 +26,22 @@ WORKFLOW_PROCESSOR_QUEUE_CHANNEL = "workflow_processor_message_queue"
 
 
 class Producer:
-    def __init__(self, app: Celery, queue: str) -> None:
+    """With the linkmq+ broker a message is a Celery task in the application database at
+    once; with RabbitMQ or Redis it goes into the outbox, and the relay publishes it."""
+
+    def __init__(self, app: Celery, queue: str, outbox: Outbox | None = None) -> None:
         self.app = app
         self.queue = queue
+        self.outbox = outbox
 
     @property
     def transactional(self) -> bool:
-        """Whether a publish can join the caller's database transaction (linkmq+ broker)."""
+        """Whether a publish can join the caller's database transaction: the linkmq+ broker,
+        or any other broker through the outbox."""
+        return self._in_database or self.outbox is not None
+
+    @property
+    def _in_database(self) -> bool:
         return str(self.app.conf.broker_url or "").startswith("linkmq+")
 
     def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
@@ -52,6 +62,9 @@ class Producer:
         )
 
     def publish_body(self, body: str, connection: sa.Connection | None = None) -> None:
+        if not self._in_database and self.outbox is not None:
+            self.outbox.add(self.queue, body, connection)
+            return
         if connection is None:
             self._send(body)
             return

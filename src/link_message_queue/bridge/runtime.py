@@ -8,7 +8,7 @@ import importlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -23,11 +23,14 @@ from ..transport.engines import engine_for
 from ..transport.options import TransportOptions
 from ..transport.schema import queue_tables
 from ..transport.store import MessageStore
-from .consumer import ConsumerStep, Forwarding, WorkerConsumer
+from .broker_step import BrokerStep
+from .consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
 from .dead_letters import DeadLetters
 from .errors import BridgeError
+from .outbox import Outbox, OutboxRelay, OutboxRow
 from .producer import Producer, enable_workflow_processor_message_queue, register_producer
 from .retries import RetryPolicy
+from .taskbody import WORKFLOW_TASK
 from .ticks import ConsumerTickListener, TickBus
 
 if TYPE_CHECKING:
@@ -88,25 +91,23 @@ class Runtime:
     workflow_engine: WorkflowEngine
     producer: Producer
     dead_letters: DeadLetters
-    step: ConsumerStep
+    step: Step
     worker: WorkerConsumer
     ticks: TickBus
     consumer_listener: ConsumerTickListener
+    outbox: Outbox
+    relay: OutboxRelay
 
 
 def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None = None) -> Runtime:
     config = config or load_config(settings)
-    if settings.consume_mode == "tick" and not settings.broker_url.startswith("linkmq+"):
-        raise BridgeError(
-            "LINK_MQ_CONSUME_MODE=tick needs the linkmq+ broker in the application database; "
-            "use LINK_MQ_CONSUME_MODE=worker with another broker"
-        )
     options = TransportOptions(table_prefix=settings.table_prefix, lease_s=settings.lease_s)
     store = MessageStore(
         engine_for(settings.database_url, options), queue_tables(settings.table_prefix)
     )
     registry = ServiceRegistry()
-    producer = Producer(app, settings.queue)
+    outbox = Outbox(store.engine, store.tables)
+    producer = Producer(app, settings.queue, outbox if settings.uses_outbox else None)
     register_producer(registry, producer)
     for name, service in config.services.items():
         registry.register(name, service)
@@ -127,8 +128,14 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     forwarding = Forwarding(store, workflow_engine, dead_letters, settings.queue, policy)
-    step = ConsumerStep(forwarding, lease_s=settings.lease_s, owner=owner)
     worker = WorkerConsumer(forwarding)
+    step: Step = ConsumerStep(forwarding, lease_s=settings.lease_s, owner=owner)
+    if settings.uses_outbox:
+        # The workflow queue lives in RabbitMQ or Redis: ticks take messages from there.
+        step = BrokerStep(
+            worker, app, outbox, queue=settings.queue, owner=owner, lease_s=settings.lease_s
+        )
+    relay = OutboxRelay(outbox, store, _publisher(app), owner=owner)
     ticks = TickBus()
     listener = ConsumerTickListener(step, settings.messages_per_tick)
     ticks.subscribe(listener)
@@ -148,4 +155,19 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
         worker,
         ticks,
         listener,
+        outbox,
+        relay,
     )
+
+
+def _publisher(app: Celery) -> Callable[[OutboxRow], None]:
+    def publish(row: OutboxRow) -> None:
+        app.send_task(
+            WORKFLOW_TASK,
+            args=(row.body,),
+            queue=row.queue,
+            countdown=row.countdown_s,
+            retries=row.retries,
+        )
+
+    return publish

@@ -15,6 +15,7 @@ from .errors import PoisonMessageError
 
 WORKFLOW_TASK = "link.workflow_message"
 TICK_TASK = "link.tick_occurred"
+RELAY_TASK = "link.outbox_relay"
 JSON_CONTENT_TYPE = "application/json"
 
 

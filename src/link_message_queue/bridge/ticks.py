@@ -8,7 +8,7 @@ import time
 from typing import Protocol
 
 from ..messages import TickOccurred
-from .consumer import ConsumerStep, StepResult
+from .consumer import Step, StepResult
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class TickBus:
 class ConsumerTickListener:
     """Runs one consumer step of up to ``messages_per_tick`` messages per tick."""
 
-    def __init__(self, step: ConsumerStep, messages_per_tick: int) -> None:
+    def __init__(self, step: Step, messages_per_tick: int) -> None:
         self.step = step
         self.messages_per_tick = messages_per_tick
         self.last_result = StepResult()

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
+from link_message_queue.bridge.broker_step import BrokerStep
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
 from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
@@ -278,12 +279,16 @@ def test_enable_workflow_processor_message_queue__adds_a_sender_filtered_channel
         enable_workflow_processor_message_queue(channels, "node-1")
 
 
-def test_runtime__tick_mode_needs_the_linkmq_broker(database_url: str) -> None:
+def test_runtime__another_broker_goes_through_the_outbox_and_ticks_read_the_broker(
+    database_url: str,
+) -> None:
     settings = Settings.from_env(
         {"LINK_MQ_DATABASE_URL": database_url, "LINK_MQ_BROKER_URL": "redis://localhost/0"}
     )
-    with pytest.raises(BridgeError, match="LINK_MQ_CONSUME_MODE=tick needs"):
-        build_runtime(Celery("x"), settings, WorkflowConfig({}, {}, False))
+    runtime = build_runtime(Celery("x"), settings, WorkflowConfig({}, {}, False))
+    assert isinstance(runtime.step, BrokerStep)
+    assert runtime.producer.outbox is runtime.outbox
+    assert runtime.producer.transactional
 
 
 def test_publish_on__works_with_a_session(runtime: Runtime) -> None:

@@ -1,0 +1,156 @@
+"""The outbox: with RabbitMQ or Redis as the broker (``LINK_MQ_BROKER_URL``), the application
+database stays the source of truth. The producer writes each workflow message into
+``{prefix}outbox`` inside the caller's transaction; the relay publishes the rows in order and
+deletes them — at least once: a relay that dies between publishing and deleting publishes those
+rows again, and the consumers skip what they already processed (by message uuid).
+
+One relay runs at a time (a named lock in the database), so rows go out in id order. Rows of
+transactions that commit late can carry a lower id than rows already relayed: order is the
+order of ids among committed rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..transport.schema import QueueTables
+from ..transport.store import MessageStore
+
+logger = logging.getLogger(__name__)
+
+RELAY_LOCK = "outbox_relay"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    queue: str
+    body: str
+    countdown_s: float | None
+    retries: int  # attempts made already (a retry re-enqueued by a tick-mode step)
+
+
+class Outbox:
+    def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
+        self.engine = engine
+        self.table = tables.outbox
+
+    def add(
+        self,
+        queue: str,
+        body: str,
+        connection: sa.Connection | None = None,
+        *,
+        countdown_s: float | None = None,
+        retries: int = 0,
+    ) -> None:
+        """Write ``body`` for ``queue``: in ``connection``'s transaction (visible to the relay
+        when it commits, gone if it rolls back), or in one of its own."""
+        row = {
+            "queue": queue,
+            "body": body,
+            "created_at": time.time(),
+            "countdown_s": countdown_s,
+            "retries": retries,
+        }
+        if connection is not None:
+            connection.execute(sa.insert(self.table).values(**row))
+            return
+        with self.engine.begin() as own:
+            own.execute(sa.insert(self.table).values(**row))
+
+    def oldest(self, limit: int) -> list[OutboxRow]:
+        table = self.table
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    table.c.id, table.c.queue, table.c.body, table.c.countdown_s, table.c.retries
+                )
+                .order_by(table.c.id)
+                .limit(limit)
+            )
+            return [
+                OutboxRow(row.id, row.queue, row.body, row.countdown_s, row.retries) for row in rows
+            ]
+
+    def delete(self, ids: Sequence[int]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sa.delete(self.table).where(self.table.c.id.in_(ids)))
+
+    def size(self) -> int:
+        with self.engine.connect() as connection:
+            count = connection.execute(sa.select(sa.func.count()).select_from(self.table))
+            return int(count.scalar_one())
+
+
+Publish = Callable[[OutboxRow], None]
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order and deletes them; one relay at a time."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: MessageStore,
+        publish: Publish,
+        *,
+        owner: str,
+        batch_size: int = 100,
+        lock_s: float = 30.0,
+    ) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.publish = publish
+        self.owner = owner
+        self.batch_size = batch_size
+        self.lock_s = lock_s
+
+    def run_once(self) -> int:
+        """Relay what is in the outbox now; how many rows were published. Returns 0 at once if
+        another relay holds the lock."""
+        if not self.store.try_lock(RELAY_LOCK, self.owner, self.lock_s):
+            return 0
+        relayed = 0
+        try:
+            while True:
+                rows = self.outbox.oldest(self.batch_size)
+                for row in rows:
+                    self.publish(row)  # raises if the broker refuses: the row stays
+                if rows:
+                    self.outbox.delete([row.id for row in rows])
+                    relayed += len(rows)
+                    logger.info(
+                        "relayed %d outbox messages",
+                        len(rows),
+                        extra={"action": "relay", "count": len(rows)},
+                    )
+                    # Still ours while we work: a long backlog must not let a second relay in.
+                    self.store.try_lock(RELAY_LOCK, self.owner, self.lock_s)
+                if len(rows) < self.batch_size:
+                    return relayed
+        finally:
+            self.store.unlock(RELAY_LOCK, self.owner)
+
+    def run_forever(self, idle_wait_s: float, stop: Callable[[], bool] = lambda: False) -> None:
+        """``link-mq relay``: relay, and when the outbox is empty wait ``idle_wait_s``. A
+        failed round (broker or database down) is logged and tried again."""
+        while not stop():
+            try:
+                relayed = self.run_once()
+            except Exception as exc:
+                logger.error(
+                    "relay round failed: %s: %s; retrying in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    idle_wait_s,
+                    extra={"action": "relay"},
+                )
+                relayed = 0
+            if not relayed:
+                time.sleep(idle_wait_s)
