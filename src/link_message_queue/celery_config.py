@@ -42,6 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": queues,
         "task_routes": {WORKFLOW_TASK: {"queue": settings.queue}},
+        # A message the worker cannot decode (pickle, a broken body) goes to dead letters.
+        "worker_consumer": "link_message_queue.worker_consumer:DeadLetteringConsumer",
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": {},
