@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..transport.errors import PublishRefusedError
+from ..transport.options import DEFAULT_MAX_MESSAGE_BYTES
 from ..transport.schema import QueueTables
 from ..transport.store import MessageStore
 
@@ -50,7 +52,13 @@ class Outbox:
         retries: int = 0,
     ) -> None:
         """Write ``body`` for ``queue``: in ``connection``'s transaction (visible to the relay
-        when it commits, gone if it rolls back), or in one of its own."""
+        when it commits, gone if it rolls back), or in one of its own. A body over the message
+        size limit is refused here, before it is stored."""
+        if len(body.encode("utf-8")) > DEFAULT_MAX_MESSAGE_BYTES:
+            raise PublishRefusedError(
+                f"workflow message for queue {queue!r} is {len(body.encode('utf-8'))} bytes, "
+                f"over the limit of {DEFAULT_MAX_MESSAGE_BYTES}"
+            )
         row = {
             "queue": queue,
             "body": body,

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from link_message_queue.bridge.outbox import Outbox, OutboxRelay, OutboxRow
-from link_message_queue.transport import upgrade
+from link_message_queue.transport import PublishRefusedError, upgrade
 from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.schema import queue_tables
@@ -78,3 +78,12 @@ def test_relay__one_at_a_time(store: MessageStore) -> None:
 def test_outbox__table_exists_after_upgrade(store: MessageStore) -> None:
     names = sa.inspect(store.engine).get_table_names()
     assert store.tables.outbox.name in names
+
+
+def test_outbox__a_message_over_the_size_limit_is_refused_and_nothing_is_stored(
+    store: MessageStore,
+) -> None:
+    outbox = Outbox(store.engine, store.tables)
+    with pytest.raises(PublishRefusedError, match="over the limit of 4194304"):
+        outbox.add("q", "x" * (4 * 1024 * 1024 + 1))
+    assert outbox.size() == 0
