@@ -16,8 +16,8 @@ from celery import Celery
 from link_message_queue import cli
 from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.celery_config import celery_config
-from link_message_queue.messages import WorkflowMessage
-from link_message_queue.processor.connectors import CsvSource
+from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
+from link_message_queue.processor.connectors import CsvSource, SqlTableSource, SqlTableTarget
 from link_message_queue.processor.schema import process_tables
 from link_message_queue.processor.state import ProcessState
 from link_message_queue.settings import Settings
@@ -193,3 +193,80 @@ def test_cli__processes_list_and_show_every_task_with_its_log(
 
     assert cli.main(["processes", "show", "nonexistent"]) == 1
     assert "no process" in capsys.readouterr().err
+
+
+def test_processor__a_duplicate_or_late_answer_is_ignored(runtime: Runtime) -> None:
+    _start(runtime, workflow.start_linear())
+    _run_until_idle(runtime)
+    state = ProcessState(process_tables(runtime.settings.table_prefix))
+    with runtime.store.engine.connect() as connection:
+        (process,) = state.processes(connection)
+    position = TaskListPosition(
+        "localhost", uuid.UUID(process.id), uuid.UUID(process.task_list_id), 1
+    )
+    # The source answers task 1 again, after the process ended: nothing moves, nothing fails.
+    again = WorkflowMessage.collect_data_of(
+        workflow.USERS, origin="localhost", target=workflow.SOURCE
+    ).connect_to_process_task(position)
+    late = again.answer_with(Payload(workflow.USERS, []))
+    runtime.workflow_engine.dispatch(late)
+    assert _processes(runtime) == [("succeeded", None, "linear_messaging")]
+    assert _users(runtime) == list(range(1, 26))
+
+
+def copy_names_upper(users: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{**user, "name": str(user["name"]).upper()} for user in users]
+
+
+def test_processor__sql_source_manipulate_payload_and_sql_target(
+    database_url: str, runtime: Runtime
+) -> None:
+    """Users copied from one application table into another, their names upper-cased on the
+    way by a manipulate_payload task: SqlTableSource, a callable, SqlTableTarget."""
+    copy = sa.Table(
+        "app_user_copy",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("email", sa.String(200), nullable=False),
+    )
+    with runtime.store.engine.begin() as connection:
+        copy.drop(connection, checkfirst=True)
+        copy.create(connection)
+        connection.execute(
+            sa.insert(workflow.app_user),
+            [{"id": n, "name": f"user {n}", "email": f"u{n}@example.com"} for n in range(1, 6)],
+        )
+    start = WorkflowMessage.collect_data_of("Acme\\Type\\UserCopy", "test-trigger", "localhost")
+    processes = {
+        start.name: {
+            "process_type": "linear_messaging",
+            "tasks": [
+                {
+                    "task_type": "collect_data",
+                    "source": "sql:::users",
+                    "processing_type": workflow.USERS,
+                },
+                {"task_type": "manipulate_payload", "callable": f"{__name__}:copy_names_upper"},
+                {
+                    "task_type": "process_data",
+                    "target": "sql:::copy",
+                    "allowed_types": [workflow.USERS],
+                },
+            ],
+        }
+    }
+    services = {
+        "sql:::users": SqlTableSource("app_user", order_by="id", types=workflow.TYPES),
+        "sql:::copy": SqlTableTarget("app_user_copy", workflow.TYPES),
+    }
+    config = WorkflowConfig(
+        {"local": {"targets": list(services)}}, services, True, (), processes, workflow.TYPES
+    )
+    copying = build_runtime(runtime.producer.app, runtime.settings, config)
+    copying.producer.dispatch(start)
+    _run_until_idle(copying)
+    with copying.store.engine.connect() as connection:
+        names = connection.execute(sa.select(copy.c.name).order_by(copy.c.id)).scalars()
+        assert list(names) == [f"USER {n}" for n in range(1, 6)]
+    assert _processes(copying) == [("succeeded", None, "linear_messaging")]
