@@ -14,6 +14,7 @@ import time
 
 import sqlalchemy as sa
 
+from link_message_queue.demo_workflow import write_users_csv  # noqa: F401  (for the tests)
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import Payload, WorkflowMessage
 from link_message_queue.messages.names import WorkflowStep, workflow_message_name
@@ -105,13 +106,6 @@ def services() -> dict[str, object]:
 CHANNELS = {"local": {"targets": [SOURCE, TARGET]}}
 SERVICES = services() if "LINK_MQ_TEST_CSV" in os.environ else {}
 ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE = True
-
-
-def write_users_csv(path: str, count: int) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write("id,name,email\n")
-        for number in range(1, count + 1):
-            file.write(f"{number},User {number},user{number}@example.com\n")
 
 
 def start_linear() -> WorkflowMessage:

@@ -4,7 +4,7 @@ worker SIGKILLed mid-process whose process still finishes with no row written tw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.acceptance
 
 WORKER = ("worker", "-c", "2", "--without-mingle", "--without-gossip", "--without-heartbeat")
 processes_table = process_tables("linkmq_").process
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def app_database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 @pytest.fixture
@@ -56,24 +49,6 @@ def environment(app_database_url: str, tmp_path: Path) -> dict[str, str]:
         "LINK_MQ_LEASE_S": "2",
         "LINK_MQ_RETRY_BACKOFF_S": "0.2",
     }
-
-
-@pytest.fixture
-def celery(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
-    started: list[CeleryProcess] = []
-
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> CeleryProcess:
-        process = CeleryProcess(
-            ["-A", "link_message_queue.celery_app", *args, "--loglevel", "INFO"],
-            env={**environment, **(extra_env or {})},
-            log_path=tmp_path / f"celery{len(started)}.log",
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def _start(environment: dict[str, str], message: WorkflowMessage) -> None:

@@ -340,16 +340,7 @@ class MessageStore:
                 rows = connection.execute(self._take_sql, parameters).all()
         elif self.dialect == "sqlite":
             message = self.tables.message
-            ready = (
-                sa.select(message.c.id)
-                .where(
-                    message.c.queue == queue,
-                    message.c.visible_at <= now,
-                    sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
-                )
-                .order_by(message.c.priority.desc(), message.c.id)
-                .limit(limit)
-            )
+            ready = self._ready(queue, now, limit)
             with self.engine.begin() as connection:
                 if acked:
                     connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
@@ -371,6 +362,20 @@ class MessageStore:
         taken.sort(key=lambda row: (-row.priority, row.id))
         return taken
 
+    def _ready(self, queue: str, now: float, limit: int) -> sa.Select[tuple[int]]:
+        """Ids of the next ``limit`` deliverable messages of ``queue``, in delivery order."""
+        message = self.tables.message
+        return (
+            sa.select(message.c.id)
+            .where(
+                message.c.queue == queue,
+                message.c.visible_at <= now,
+                sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+            )
+            .order_by(message.c.priority.desc(), message.c.id)
+            .limit(limit)
+        )
+
     def _claim_portable(
         self,
         queue: str,
@@ -382,17 +387,7 @@ class MessageStore:
         acked: Sequence[int],
     ) -> Sequence[Any]:
         message = self.tables.message
-        ready = (
-            sa.select(message.c.id)
-            .where(
-                message.c.queue == queue,
-                message.c.visible_at <= now,
-                sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
-            )
-            .order_by(message.c.priority.desc(), message.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        ready = self._ready(queue, now, limit).with_for_update(skip_locked=True)
         lease = {
             "visible_at": now + lease_s,
             "lease_owner": owner,
