@@ -62,6 +62,8 @@ class Channel(virtual.Channel):
         self._bindings_cache: dict[str, tuple[float, list[tuple[str, str, str, str]]]] = {}
         self._message_ttl_s: dict[str, float | None] = {}
         self._no_ack_queues: set[str] = set()
+        # Queues a claim found drained, with their wake-up stamp at that time.
+        self._drained: dict[str, tuple[int, int]] = {}
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -303,9 +305,13 @@ class Channel(virtual.Channel):
             raise Empty()
         return self._to_message(rows[0])
 
-    def deliver_ready(self) -> int:
+    def deliver_ready(self, everything: bool = True) -> int:
         """Claim what the prefetch window allows from the first of this channel's queues that
-        has messages (rotating, so no queue starves) and deliver it; how many were delivered."""
+        has messages (rotating, so no queue starves) and deliver it; how many were delivered.
+
+        Unless ``everything``, a queue found drained is skipped until something is published to
+        it (its wake-up stamp moves): no empty round trip per delivery for an idle queue (such
+        as a worker's remote-control queue) while another queue is busy."""
         if not self._consumers or not self._active_queues:
             return 0
         room = self.qos.can_consume_max_estimate()
@@ -316,10 +322,20 @@ class Channel(virtual.Channel):
         )
         if limit <= 0:
             return 0
+        signal = self.connection.signal
         queues = list(self._active_queues)
         start = next(self._queue_rotation) % len(queues)
         for queue in queues[start:] + queues[:start]:
+            # The stamp is read before the claim: a publish after it moves the stamp, so the
+            # queue is not skipped next time.
+            stamp = signal.stamp(queue)
+            if not everything and self._drained.get(queue) == stamp:
+                continue
             rows = self._claim(queue, limit)
+            if len(rows) < limit:
+                self._drained[queue] = stamp
+            else:
+                self._drained.pop(queue, None)
             if rows:
                 self._deliver_all(queue, rows)
                 return len(rows)

@@ -147,6 +147,7 @@ class Transport(virtual.Transport):
         self.draining = False
         self._idle_since_generation: int | None = None
         self._next_poll_at = 0.0
+        self._next_full_round_at = 0.0
 
     def _active_queues(self) -> list[str]:
         return sorted(
@@ -217,8 +218,15 @@ class Transport(virtual.Transport):
     def _drain(self, deadline: float | None) -> None:
         while True:
             seen = self.signal.generation
-            if seen != self._idle_since_generation or time.monotonic() >= self._next_poll_at:
-                if self._deliver_ready():
+            now = time.monotonic()
+            polled = now >= self._next_poll_at
+            if seen != self._idle_since_generation or polled:
+                # A wake-up claims only the queues that may have changed; a poll (and at least
+                # one round every poll ceiling, however busy) claims every queue.
+                everything = polled or now >= self._next_full_round_at
+                if everything:
+                    self._next_full_round_at = now + self.backoff.maximum_s
+                if self._deliver_ready(everything):
                     self.backoff.reset()
                     self._idle_since_generation = None
                     return
@@ -231,9 +239,9 @@ class Transport(virtual.Transport):
             wake_at = self._next_poll_at if deadline is None else min(self._next_poll_at, deadline)
             self.signal.wait(seen, max(0.0, wake_at - now))
 
-    def _deliver_ready(self) -> int:
+    def _deliver_ready(self, everything: bool) -> int:
         for channel in list(self.channels):
-            delivered: int = channel.deliver_ready()
+            delivered: int = channel.deliver_ready(everything)
             if delivered:
                 return delivered
         return 0

@@ -20,7 +20,10 @@ _RECONNECT_DELAY_S = 1.0
 
 
 class WakeSignal:
-    """A generation counter: waiters sleep until it moves past the value they last saw."""
+    """A generation counter: waiters sleep until it moves past the value they last saw.
+
+    Each queue also has a stamp that moves when something is published to it (seen here or
+    through NOTIFY), so a consumer can skip a queue it found empty until its stamp moves."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -28,10 +31,24 @@ class WakeSignal:
         # Queues consumed in this process: a publish to any other queue (an event for Flower,
         # a reply to a client) wakes no one here.
         self.consumed: Counter[str] = Counter()
+        self._queue_stamps: Counter[str] = Counter()
+        self._epoch = 0  # moves when any queue may have changed unseen (a LISTEN reconnect)
 
     def notify_for(self, queue: str) -> None:
         if self.consumed[queue] > 0:
+            with self._condition:
+                self._queue_stamps[queue] += 1
             self.notify()
+
+    def notify_everything(self) -> None:
+        """Every queue may hold something new (notifications may have been missed)."""
+        with self._condition:
+            self._epoch += 1
+        self.notify()
+
+    def stamp(self, queue: str) -> tuple[int, int]:
+        with self._condition:
+            return self._queue_stamps[queue], self._epoch
 
     @property
     def generation(self) -> int:
@@ -99,7 +116,7 @@ class PostgresListener:
                     _RECONNECT_DELAY_S,
                     extra={"action": "listen"},
                 )
-                self._signal.notify()
+                self._signal.notify_everything()
                 self._stopping.wait(_RECONNECT_DELAY_S)
 
     def _listen(self) -> None:
@@ -108,7 +125,8 @@ class PostgresListener:
             connection = raw.driver_connection
             connection.autocommit = True
             connection.execute(f'LISTEN "{self._channel}"')
-            self._signal.notify()  # anything published before LISTEN is found by this wake-up
+            # Anything published before LISTEN is found by this wake-up.
+            self._signal.notify_everything()
             while not self._stopping.is_set():
                 for notification in connection.notifies(timeout=_LISTEN_WAIT_S, stop_after=1):
                     self._signal.notify_for(notification.payload)
