@@ -3,7 +3,8 @@ replies) written in batches by a thread, off the publisher's path.
 
 AMQP lets a broker lose a transient message on restart; here one may be lost if the publishing
 process dies within ``transient_flush_s`` of publishing it. In exchange, a worker that sends
-three events per task pays one small multi-row INSERT per batch instead of a commit per event.
+three events per task pays one small COPY (PostgreSQL) or multi-row INSERT per batch instead
+of a commit per event.
 Persistent messages (every task) never take this path.
 """
 
