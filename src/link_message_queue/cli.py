@@ -154,12 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # argparse guards this
 
 
+def _engine(settings: Settings) -> sa.Engine:
+    """The application database's engine; the embedded default creates its tables on use."""
+    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    if engine.dialect.name == "sqlite":
+        upgrade(engine, settings.table_prefix)
+    return engine
+
+
 def _runtime(settings: Settings) -> Runtime:
     app = Celery("link-mq-cli")
     app.conf.update(celery_config(settings))
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
-    if engine.dialect.name == "sqlite":
-        upgrade(engine, settings.table_prefix)  # the embedded default creates its tables on use
+    _engine(settings)
     return build_runtime(app, settings)
 
 
@@ -257,9 +263,7 @@ def _relay(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _metrics(settings: Settings, args: argparse.Namespace) -> int:
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
-    if engine.dialect.name == "sqlite":
-        upgrade(engine, settings.table_prefix)
+    engine = _engine(settings)
     tables = queue_tables(settings.table_prefix)
     if args.serve:
         serve(engine, tables, args.address, args.port)
@@ -269,9 +273,7 @@ def _metrics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _processes(settings: Settings, args: argparse.Namespace) -> int:
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
-    if engine.dialect.name == "sqlite":
-        upgrade(engine, settings.table_prefix)
+    engine = _engine(settings)
     report = ProcessReport(engine, settings.table_prefix)
     if args.process_command == "list":
         print("\n".join(report.list_lines(args.limit, sub_processes=args.all)))
