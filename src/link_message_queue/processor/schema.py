@@ -8,6 +8,8 @@ from functools import cache
 
 import sqlalchemy as sa
 
+from ..transport.schema import SECONDS
+
 
 @dataclass(frozen=True)
 class ProcessTables:
@@ -30,8 +32,8 @@ def process_tables(prefix: str) -> ProcessTables:
         sa.Column("status", sa.String(16), nullable=False),  # running, succeeded, failed
         # A sub-process: its parent's task list position, to which it reports when it ends.
         sa.Column("parent_position", sa.String(255), nullable=True),
-        sa.Column("started_at", sa.Float, nullable=False),
-        sa.Column("finished_at", sa.Float, nullable=True),
+        sa.Column("started_at", SECONDS, nullable=False),
+        sa.Column("finished_at", SECONDS, nullable=True),
     )
     sa.Index(f"{prefix}process_parent", process.c.parent_position)
     task = sa.Table(
@@ -46,7 +48,7 @@ def process_tables(prefix: str) -> ProcessTables:
         sa.Column("sub_processes", sa.Integer, nullable=False, server_default="0"),
         sa.Column("sub_processes_done", sa.Integer, nullable=False, server_default="0"),
         sa.Column("sub_processes_failed", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("started_at", sa.Float, nullable=True),
-        sa.Column("finished_at", sa.Float, nullable=True),
+        sa.Column("started_at", SECONDS, nullable=True),
+        sa.Column("finished_at", SECONDS, nullable=True),
     )
     return ProcessTables(metadata, process, task)

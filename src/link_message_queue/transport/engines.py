@@ -79,6 +79,10 @@ def _create_engine(url: URL, options: TransportOptions) -> sa.Engine:
         if url.get_driver_name() == "psycopg":
             connect_args.setdefault("application_name", "link-mq")
         return sa.create_engine(url, connect_args=connect_args, **engine_options)
+    if backend in ("mysql", "mariadb"):
+        # READ COMMITTED: no gap locks on the claim index, so concurrent claimers (SKIP LOCKED)
+        # and acks do not deadlock each other under REPEATABLE READ's range locking.
+        engine_options.setdefault("isolation_level", "READ COMMITTED")
     return sa.create_engine(url, **engine_options)
 
 

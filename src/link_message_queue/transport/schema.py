@@ -17,6 +17,9 @@ SCHEMA_REVISION = "0005"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Unix times and durations in seconds: double precision everywhere. (MySQL's FLOAT is single
+# precision: a timestamp in it is off by a minute.)
+SECONDS: sa.Double[float] = sa.Double()
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,13 @@ def queue_tables(prefix: str) -> QueueTables:
         f"{prefix}queue",
         metadata,
         sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_at", SECONDS, nullable=False),
         sa.Column("arguments", sa.Text, nullable=True),
         # Queue lifetime (x-expires, auto-delete): consumers touch it; the cleaner drops
         # queues unused for longer than they asked.
-        sa.Column("expires_s", sa.Float, nullable=True),
-        sa.Column("message_ttl_s", sa.Float, nullable=True),
-        sa.Column("last_used_at", sa.Float, nullable=True),
+        sa.Column("expires_s", SECONDS, nullable=True),
+        sa.Column("message_ttl_s", SECONDS, nullable=True),
+        sa.Column("last_used_at", SECONDS, nullable=True),
     )
     message = sa.Table(
         f"{prefix}message",
@@ -61,9 +64,9 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("queue", sa.String(255), nullable=False),
         sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
         sa.Column("payload", sa.Text, nullable=False),
-        sa.Column("created_at", sa.Float, nullable=False),
-        sa.Column("visible_at", sa.Float, nullable=False),
-        sa.Column("expires_at", sa.Float, nullable=True),
+        sa.Column("created_at", SECONDS, nullable=False),
+        sa.Column("visible_at", SECONDS, nullable=False),
+        sa.Column("expires_at", SECONDS, nullable=True),
         sa.Column("lease_owner", sa.String(128), nullable=True),
         sa.Column("delivery_count", sa.Integer, nullable=False, server_default="0"),
     )
@@ -87,15 +90,15 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("exception_message", sa.Text, nullable=False),
         sa.Column("traceback", sa.Text, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
-        sa.Column("first_attempt_at", sa.Float, nullable=True),
-        sa.Column("failed_at", sa.Float, nullable=False),
+        sa.Column("first_attempt_at", SECONDS, nullable=True),
+        sa.Column("failed_at", SECONDS, nullable=False),
     )
     # Message uuids whose handler committed: worker mode skips a redelivered duplicate.
     processed = sa.Table(
         f"{prefix}processed_message",
         metadata,
         sa.Column("uuid", sa.String(36), primary_key=True),
-        sa.Column("processed_at", sa.Float, nullable=False),
+        sa.Column("processed_at", SECONDS, nullable=False),
     )
     # Named leases, e.g. "only one consumer step at a time"; they run out if a holder dies.
     lock = sa.Table(
@@ -103,7 +106,7 @@ def queue_tables(prefix: str) -> QueueTables:
         metadata,
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("owner", sa.String(128), nullable=True),
-        sa.Column("locked_until", sa.Float, nullable=False),
+        sa.Column("locked_until", SECONDS, nullable=False),
     )
     # Exchange bindings live in the database, so a queue bound by one process receives what
     # any process publishes (Celery events, remote control, broadcast).
@@ -123,16 +126,16 @@ def queue_tables(prefix: str) -> QueueTables:
         metadata,
         sa.Column("owner", sa.String(128), primary_key=True),  # host:pid:id
         sa.Column("queues", sa.Text, nullable=False),  # JSON list
-        sa.Column("started_at", sa.Float, nullable=False),
-        sa.Column("last_seen_at", sa.Float, nullable=False),
+        sa.Column("started_at", SECONDS, nullable=False),
+        sa.Column("last_seen_at", SECONDS, nullable=False),
     )
     # Figures the bridge records for monitoring (tick lag, consumer-step duration, ...).
     gauge = sa.Table(
         f"{prefix}gauge",
         metadata,
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("value", sa.Float, nullable=False),
-        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Column("value", SECONDS, nullable=False),
+        sa.Column("updated_at", SECONDS, nullable=False),
     )
     # With RabbitMQ or Redis as the broker: workflow messages written in the caller's
     # transaction, published by the relay (bridge/outbox.py).
@@ -142,9 +145,9 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
         sa.Column("queue", sa.String(255), nullable=False),
         sa.Column("body", sa.Text, nullable=False),
-        sa.Column("countdown_s", sa.Float, nullable=True),  # a retry's back-off
+        sa.Column("countdown_s", SECONDS, nullable=True),  # a retry's back-off
         sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_at", SECONDS, nullable=False),
     )
     return QueueTables(
         prefix,

@@ -18,10 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .engines import read_only
+from .errors import TransportError
 from .schema import QueueTables
 
 # Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
 _EXPIRED_BATCH = 1000
+# MySQL/MariaDB: deadlock (1213) and lock wait time-out (1205) end a claim that may be retried.
+_DEADLOCK_CODES = frozenset({1213, 1205})
+_DEADLOCK_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -424,6 +428,16 @@ class MessageStore:
             "delivery_count": message.c.delivery_count + 1,
         }
         returned = (message.c.id, message.c.payload, message.c.delivery_count, message.c.priority)
+        if self.dialect in ("mysql", "mariadb"):
+            # InnoDB may still pick a claim as a deadlock victim: the claim is safe to repeat.
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    return self._claim_mysql(ready, lease, returned, acked)
+                except sa.exc.OperationalError as exc:
+                    code = getattr(exc.orig, "args", (None,))[0]
+                    if code not in _DEADLOCK_CODES or attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
         with self.engine.begin() as connection:
             if acked:
                 connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
@@ -435,7 +449,20 @@ class MessageStore:
                     .values(**lease)
                     .returning(*returned)
                 ).all()
-            # MySQL/MariaDB: no LIMIT in an IN subquery and no UPDATE … RETURNING.
+            raise TransportError(f"no claim statement for the {self.dialect} dialect")
+
+    def _claim_mysql(
+        self,
+        ready: sa.Select[tuple[int]],
+        lease: dict[str, Any],
+        returned: tuple[Any, ...],
+        acked: Sequence[int],
+    ) -> Sequence[Any]:
+        # MySQL/MariaDB: no LIMIT in an IN subquery and no UPDATE … RETURNING.
+        message = self.tables.message
+        with self.engine.begin() as connection:
+            if acked:
+                connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
             ids = list(connection.execute(ready).scalars())
             if not ids:
                 return []

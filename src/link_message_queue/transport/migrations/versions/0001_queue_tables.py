@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
-from link_message_queue.transport.schema import queue_tables
+from link_message_queue.transport.schema import SECONDS, queue_tables
 
 revision = "0001"
 down_revision = None
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         tables.queue.name,
         sa.Column("name", sa.String(255), primary_key=True),
-        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_at", SECONDS, nullable=False),
         sa.Column("arguments", sa.Text, nullable=True),
     )
     tables.message.create(bind, checkfirst=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
-from link_message_queue.transport.schema import queue_tables
+from link_message_queue.transport.schema import SECONDS, queue_tables
 
 revision = "0003"
 down_revision = "0002"
@@ -24,7 +24,7 @@ def upgrade() -> None:
     }
     for name in _QUEUE_COLUMNS:
         if name not in existing:
-            op.add_column(tables.queue.name, sa.Column(name, sa.Float, nullable=True))
+            op.add_column(tables.queue.name, sa.Column(name, SECONDS, nullable=True))
     tables.binding.create(op.get_bind(), checkfirst=True)
 
 

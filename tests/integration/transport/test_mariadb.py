@@ -1,0 +1,150 @@
+"""linkmq+ on a real MariaDB (127.0.0.1:3306, root): the MySQL code path of the store — claims
+with SKIP LOCKED and no UPDATE … RETURNING, INSERT IGNORE, upserts, expiry in batches."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import kombu
+import pytest
+import sqlalchemy as sa
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.transport import publish_on, upgrade
+from link_message_queue.transport.engines import engine_for
+from link_message_queue.transport.options import TransportOptions
+from link_message_queue.transport.schema import SCHEMA_REVISION, queue_tables
+from link_message_queue.transport.store import MessageStore, PendingRow
+
+ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
+
+
+@pytest.fixture(scope="module")
+def mariadb_url() -> Iterator[str]:
+    try:
+        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("MariaDB is not answering on 127.0.0.1:3306")
+        pytest.skip("MariaDB is not answering on 127.0.0.1:3306")
+    name = f"linkmq_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN, poolclass=sa.pool.NullPool)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(mariadb_url: str) -> MessageStore:
+    prefix = f"m{uuid.uuid4().hex[:6]}_"
+    engine = engine_for(mariadb_url, TransportOptions(table_prefix=prefix))
+    assert upgrade(engine, prefix) == SCHEMA_REVISION
+    assert upgrade(engine, prefix) == SCHEMA_REVISION  # idempotent
+    return MessageStore(engine, queue_tables(prefix))
+
+
+def test_mariadb__kombu_priorities_fifo_ack_and_times_to_the_microsecond(mariadb_url: str) -> None:
+    prefix = f"k{uuid.uuid4().hex[:6]}_"
+    upgrade(engine_for(mariadb_url, TransportOptions(table_prefix=prefix)), prefix)
+    options = {"table_prefix": prefix}
+    with kombu.Connection(f"linkmq+{mariadb_url}", transport_options=options) as connection:
+        queue = connection.SimpleQueue("maria")
+        for number in range(6):
+            queue.put({"n": number}, priority=number % 3)
+        received = []
+        for _ in range(6):
+            message = queue.get(timeout=5)
+            received.append(message.payload["n"])
+            message.ack()
+        assert received == [2, 5, 1, 4, 0, 3]  # higher priority first, FIFO within one
+        assert queue.qsize() == 0
+        queue.close()
+
+
+def test_mariadb__claims_never_share_a_message_and_leases_run_out(store: MessageStore) -> None:
+    now = time.time()
+    store.put_many([PendingRow("q", f"m{n}", 0, None, now) for n in range(300)])
+    claimed: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def consume(owner: str) -> None:
+        while rows := store.claim("q", owner, 30.0, 7):
+            with lock:
+                claimed.update(row.id for row in rows)
+            store.ack([row.id for row in rows])
+
+    threads = [threading.Thread(target=consume, args=(f"c{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(claimed) == 300
+    assert set(claimed.values()) == {1}
+
+    store.put("q", "leased", 0, None)
+    (first,) = store.claim("q", "dies", 0.3, 1)
+    assert store.claim("q", "other", 30.0, 1) == []  # still leased
+    time.sleep(0.4)
+    (again,) = store.claim("q", "other", 30.0, 1)
+    assert (again.id, again.delivery_count) == (first.id, 2)
+
+
+def test_mariadb__no_ack_take_expiry_upserts_locks_and_bindings(store: MessageStore) -> None:
+    store.put("events", "e1", 0, None)
+    store.put("events", "gone", 0, time.time() - 1)
+    assert [row.payload for row in store.take("events", 10)] == ["e1"]
+    assert store.delete_expired() == 1
+    assert store.size("events") == 0
+
+    store.heartbeat("worker-1", ["events"])
+    store.heartbeat("worker-1", ["events", "celery"])  # an upsert, not a duplicate key
+    store.set_gauges({"tick_lag_seconds": 0.25})
+    store.set_gauges({"tick_lag_seconds": 0.5})
+    with store.engine.connect() as connection:
+        consumers = connection.execute(sa.select(store.tables.consumer.c.queues)).scalars().all()
+        gauge = connection.execute(sa.select(store.tables.gauge.c.value)).scalar_one()
+    assert consumers == ['["celery", "events"]']
+    assert gauge == 0.5
+
+    assert store.try_lock("step", "a", 30.0)
+    assert not store.try_lock("step", "b", 30.0)
+    store.unlock("step", "a")
+    assert store.try_lock("step", "b", 30.0)
+
+    store.declare_queue("bound", None)
+    store.declare_queue("bound", None)  # INSERT IGNORE
+    store.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
+    store.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
+    assert store.bindings("x") == [("fanout", "", "", "bound")]
+
+
+def test_mariadb__publish_on_follows_the_callers_transaction(mariadb_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:6]}_"
+    engine = engine_for(mariadb_url, TransportOptions(table_prefix=prefix))
+    upgrade(engine, prefix)
+    options = {"table_prefix": prefix}
+    with kombu.Connection(f"linkmq+{mariadb_url}", transport_options=options) as connection:
+        queue = connection.SimpleQueue("tx")
+        with engine.connect() as app_connection:
+            with publish_on(app_connection):
+                queue.put({"kept": True})
+            app_connection.commit()
+            with publish_on(app_connection):
+                queue.put({"kept": False})
+            app_connection.rollback()
+        message = queue.get(timeout=5)
+        assert message.payload == {"kept": True}
+        message.ack()
+        assert queue.qsize() == 0
+        queue.close()
