@@ -17,7 +17,7 @@ from .consumer import STEP_LOCK, StepResult, WorkerConsumer
 from .dead_letters import POISON
 from .errors import PoisonMessageError, RetryLaterError
 from .outbox import Outbox
-from .taskbody import JSON_CONTENT_TYPE, WORKFLOW_TASK, workflow_body_from_task_body
+from .taskbody import require_json_workflow_task, workflow_body_from_task_body
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,10 @@ class BrokerStep:
             else str(body_bytes)
         )
         try:
-            body = self._workflow_body(message, headers, raw)
+            require_json_workflow_task(headers.get("task"), message.content_type)
+            body = workflow_body_from_task_body(raw)
         except PoisonMessageError as exc:
-            self.worker._dead_letter(raw, None, POISON, exc, attempts)
+            self.worker.dead_letter(raw, None, POISON, exc, attempts)
             message.ack()
             result.dead_lettered += 1
             result.errors.append(f"{type(exc).__name__}: {exc}")
@@ -94,14 +95,3 @@ class BrokerStep:
             result.dead_lettered += 1
         else:
             result.processed += 1
-
-    @staticmethod
-    def _workflow_body(message: Any, headers: dict[str, Any], raw: str) -> str:
-        task = headers.get("task")
-        if task != WORKFLOW_TASK:
-            raise PoisonMessageError(f"the queued message is task {task!r}, not {WORKFLOW_TASK!r}")
-        if message.content_type != JSON_CONTENT_TYPE:
-            raise PoisonMessageError(
-                f"content type {message.content_type!r} refused: only JSON is accepted"
-            )
-        return workflow_body_from_task_body(raw)

@@ -253,17 +253,17 @@ class WorkerConsumer:
                     message, sender=CONSUMER_SENDER, connection=connection, attempt=attempts
                 )
         except _POISON_ERRORS as exc:
-            self._dead_letter(body, message, POISON, exc, attempts)
+            self.dead_letter(body, message, POISON, exc, attempts)
             return "dead_lettered"
         except Exception as exc:
             if self.policy.gives_up_after(attempts):
-                self._dead_letter(body, message, FAILED, exc, attempts)
+                self.dead_letter(body, message, FAILED, exc, attempts)
                 return "dead_lettered"
             raise RetryLaterError(self.policy.delay_s(attempts), exc) from exc
         _log_consumed(message)
         return "processed"
 
-    def _dead_letter(
+    def dead_letter(
         self,
         body: str,
         message: ProcessingMessage | None,

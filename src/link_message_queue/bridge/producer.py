@@ -30,6 +30,7 @@ class Producer:
     once; with RabbitMQ or Redis it goes into the outbox, and the relay publishes it."""
 
     def __init__(self, app: Celery, queue: str, outbox: Outbox | None = None) -> None:
+        """``outbox``: given for a broker other than linkmq+ (``Settings.uses_outbox``)."""
         self.app = app
         self.queue = queue
         self.outbox = outbox
@@ -62,7 +63,7 @@ class Producer:
         )
 
     def publish_body(self, body: str, connection: sa.Connection | None = None) -> None:
-        if not self._in_database and self.outbox is not None:
+        if self.outbox is not None:
             self.outbox.add(self.queue, body, connection)
             return
         if connection is None:

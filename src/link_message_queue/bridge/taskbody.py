@@ -25,12 +25,9 @@ def workflow_body_from_row(payload: str) -> str:
     if not isinstance(message, dict):
         raise PoisonMessageError("the queued message is not a kombu message object")
     headers = message.get("headers") or {}
-    task = headers.get("task") if isinstance(headers, dict) else None
-    if task != WORKFLOW_TASK:
-        raise PoisonMessageError(f"the queued message is task {task!r}, not {WORKFLOW_TASK!r}")
-    content_type = message.get("content-type")
-    if content_type != JSON_CONTENT_TYPE:
-        raise PoisonMessageError(f"content type {content_type!r} refused: only JSON is accepted")
+    require_json_workflow_task(
+        headers.get("task") if isinstance(headers, dict) else None, message.get("content-type")
+    )
     body = message.get("body")
     properties = message.get("properties") or {}
     if isinstance(properties, dict) and properties.get("body_encoding") == "base64":
@@ -41,6 +38,14 @@ def workflow_body_from_row(payload: str) -> str:
     if not isinstance(body, str):
         raise PoisonMessageError("the task body is not text")
     return workflow_body_from_task_body(body)
+
+
+def require_json_workflow_task(task: object, content_type: object) -> None:
+    """Refuse anything but a JSON ``link.workflow_message`` task, before reading its body."""
+    if task != WORKFLOW_TASK:
+        raise PoisonMessageError(f"the queued message is task {task!r}, not {WORKFLOW_TASK!r}")
+    if content_type != JSON_CONTENT_TYPE:
+        raise PoisonMessageError(f"content type {content_type!r} refused: only JSON is accepted")
 
 
 def workflow_body_from_task_body(body: str) -> str:

@@ -71,12 +71,16 @@ class MessageStore:
                 "RETURNING id) SELECT pg_notify(:channel, :queue) FROM inserted"
             )
             table = message.name
-            self._claim_sql: sa.TextClause | None = sa.text(
+            # Buffered acks are deleted and the next ready rows locked in the same statement.
+            acked_and_ready = (
                 f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
                 f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND visible_at <= :now "
                 "AND (expires_at IS NULL OR expires_at > :now) ORDER BY priority DESC, id "
                 "LIMIT :limit FOR UPDATE SKIP LOCKED) "
-                f"UPDATE {table} AS m SET visible_at = :until, lease_owner = :owner, "
+            )
+            self._claim_sql: sa.TextClause | None = sa.text(
+                acked_and_ready
+                + f"UPDATE {table} AS m SET visible_at = :until, lease_owner = :owner, "
                 "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count, m.priority"
             )
@@ -85,11 +89,7 @@ class MessageStore:
                 "delivery_count) FROM STDIN"
             )
             self._take_sql: sa.TextClause | None = sa.text(
-                f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
-                f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND visible_at <= :now "
-                "AND (expires_at IS NULL OR expires_at > :now) ORDER BY priority DESC, id "
-                "LIMIT :limit FOR UPDATE SKIP LOCKED) "
-                f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
+                acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
             )
         else:
@@ -357,11 +357,7 @@ class MessageStore:
             rows = self._claim_portable(
                 queue, owner=owner, now=now, lease_s=lease_s, limit=limit, acked=acked
             )
-        claimed = [
-            ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows
-        ]
-        claimed.sort(key=lambda row: (-row.priority, row.id))
-        return claimed
+        return _in_delivery_order(rows)
 
     def take(self, queue: str, limit: int, acked: Sequence[int] = ()) -> list[ClaimedRow]:
         """Delete and return up to ``limit`` ready messages of ``queue``, in claim order: a
@@ -392,9 +388,7 @@ class MessageStore:
             claimed = self.claim(queue, "no-ack", 60.0, limit, acked)
             self.ack([row.id for row in claimed])
             return claimed
-        taken = [ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows]
-        taken.sort(key=lambda row: (-row.priority, row.id))
-        return taken
+        return _in_delivery_order(rows)
 
     def _ready(self, queue: str, now: float, limit: int) -> sa.Select[tuple[int]]:
         """Ids of the next ``limit`` deliverable messages of ``queue``, in delivery order."""
@@ -636,3 +630,11 @@ class MessageStore:
         if self.dialect == "sqlite":
             return sqlite.insert(table).values(**values).on_conflict_do_nothing()
         return sa.insert(table).values(**values).prefix_with("IGNORE")
+
+
+def _in_delivery_order(rows: Sequence[Any]) -> list[ClaimedRow]:
+    """Claimed rows as ClaimedRow, highest priority first, FIFO within a priority (RETURNING
+    gives no order)."""
+    claimed = [ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows]
+    claimed.sort(key=lambda row: (-row.priority, row.id))
+    return claimed
