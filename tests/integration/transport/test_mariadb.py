@@ -148,3 +148,43 @@ def test_mariadb__publish_on_follows_the_callers_transaction(mariadb_url: str) -
         message.ack()
         assert queue.qsize() == 0
         queue.close()
+
+
+def test_mariadb__a_claim_that_times_out_on_a_lock_is_repeated(mariadb_url: str) -> None:
+    """A real lock wait time-out (1205): another transaction holds an acked row for 1.5 s while
+    the claim that deletes it may wait only 1 s; the repeated claim then goes through."""
+    prefix = f"w{uuid.uuid4().hex[:6]}_"
+    options = TransportOptions(
+        table_prefix=prefix,
+        engine_options={"connect_args": {"init_command": "SET innodb_lock_wait_timeout = 1"}},
+    )
+    engine = engine_for(mariadb_url, options)
+    upgrade(engine, prefix)
+    store = MessageStore(engine, queue_tables(prefix))
+    store.put("q", "acked", 0, None)
+    store.put("q", "next", 0, None)
+    (acked,) = store.claim("q", "me", 30.0, 1)
+
+    holder = sa.create_engine(mariadb_url, poolclass=sa.pool.NullPool)
+    held = threading.Event()
+
+    def hold_the_row() -> None:
+        with holder.begin() as connection:
+            connection.execute(
+                sa.text(f"SELECT id FROM {prefix}message WHERE id = :id FOR UPDATE"),
+                {"id": acked.id},
+            )
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=hold_the_row)
+    thread.start()
+    assert held.wait(10)
+    started = time.monotonic()
+    rows = store.claim("q", "me", 30.0, 1, acked=[acked.id])
+    waited = time.monotonic() - started
+    thread.join(timeout=10)
+    holder.dispose()
+    assert [row.payload for row in rows] == ["next"]
+    assert waited >= 1.0  # the first try timed out on the held row
+    assert store.size("q") == 0  # the acked row is gone, the other one is leased
