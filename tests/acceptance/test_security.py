@@ -3,9 +3,14 @@ dead-lettered with its reason, and the worker goes on with the next message."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from celery import Celery
 
@@ -60,3 +65,53 @@ def test_security__a_pickled_task_is_dead_lettered_by_the_worker_and_work_goes_o
     assert "application/x-python-serialize" in letter.exception_message
     assert "only JSON is accepted" in letter.exception_message
     assert letter.body.startswith("base64:")  # kept as it came, never unpickled
+
+
+def test_security__a_refused_task_the_database_cannot_take_goes_back_to_the_broker(
+    tmp_path: Path,
+) -> None:
+    """The application database does not answer: the pickled task cannot be dead-lettered, so
+    the worker hands it back to the broker (Redis) instead of dropping it."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Redis is not answering on 127.0.0.1:6379")
+        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    queue = f"refused_{uuid.uuid4().hex[:8]}"
+    env = {
+        "LINK_MQ_DATABASE_URL": "postgresql+psycopg://app@127.0.0.1:1/app",  # nobody there
+        "LINK_MQ_BROKER_URL": "redis://127.0.0.1:6379/11",
+        "LINK_MQ_CONSUME_MODE": "worker",
+        "LINK_MQ_QUEUE": queue,
+    }
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/11")
+    client.flushdb()  # nothing from an earlier run
+    sender = Celery("pickler")
+    sender.conf.update(celery_config(Settings.from_env(env)))
+    sender.send_task(WORKFLOW_TASK, args=({"not": "json"},), queue=queue, serializer="pickle")
+    worker = CeleryProcess(
+        [
+            "-A",
+            "link_message_queue.celery_app",
+            "worker",
+            "-c",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        env=env,
+        log_path=tmp_path / "worker.log",
+    )
+    try:
+        wait_for(lambda: "goes back to the queue" in worker.log(), 60, "the worker to give it back")
+    finally:
+        worker.stop()
+    try:
+        # Back on the queue (or held as unacked for redelivery): not dropped.
+        assert client.llen(queue) + client.hlen("unacked") >= 1
+    finally:
+        client.flushdb()
+        client.close()

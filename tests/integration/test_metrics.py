@@ -126,3 +126,26 @@ def test_status__lists_idle_live_consumers_with_their_queues(
     # A consumer that closed is forgotten at once.
     assert main(["status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["consumers"] == []
+
+
+def test_metrics__a_database_that_does_not_answer_is_a_503_not_a_crash() -> None:
+    environment = {"LINK_MQ_DATABASE_URL": "postgresql+psycopg://app:hunter2@127.0.0.1:1/app"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "link_message_queue.cli", *SERVE],
+        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as exporter:
+        try:
+            assert exporter.stdout is not None
+            banner = exporter.stdout.readline()
+            assert "hunter2" not in banner
+            url = banner.rsplit(" ", 1)[1].strip()
+            for _ in range(2):  # and it keeps serving
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(url, timeout=30)
+                assert refused.value.code == 503
+                refused.value.close()
+        finally:
+            exporter.terminate()
