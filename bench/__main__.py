@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +28,11 @@ from .report import chart, table
 RESULTS = Path(__file__).with_name("results")
 
 
-def run_monitoring(quick: bool) -> dict[str, Any]:
+def run_monitoring(quick: bool, repeat: int) -> dict[str, Any]:
     """Only the monitoring cost: drain with and without events and Flower, on linkmq+ (and on
-    Redis, for the cost of Flower itself on this machine)."""
+    Redis, for the cost of Flower itself on this machine). ``repeat`` runs the three drains in
+    turn that many times and keeps each one's median: this machine's speed drifts by tens of
+    percent within minutes, so one run of each can compare a fast minute with a slow one."""
     count = 500 if quick else 5000
     workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
     brokers = [
@@ -39,12 +42,16 @@ def run_monitoring(quick: bool) -> dict[str, Any]:
     ]
     results: dict[str, dict[str, float]] = {}
     for broker in brokers:
-        plain = scenarios.drain_rate(broker, workdir, count, budget_s=60)
-        events = scenarios.drain_rate(broker, workdir, count, budget_s=60, events=True)
-        monitored = scenarios.drain_rate(
-            broker, workdir, count, budget_s=60, events=True, flower=True
-        )
-        results[broker.name] = {**plain, **events, **monitored}
+        trials: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            for events, flower in ((False, False), (True, False), (True, True)):
+                measured = scenarios.drain_rate(
+                    broker, workdir, count, budget_s=120, events=events, flower=flower
+                )
+                for key, value in measured.items():
+                    trials.setdefault(key, []).append(value)
+        results[broker.name] = {key: statistics.median(values) for key, values in trials.items()}
+        results[broker.name]["trials"] = repeat
         if broker.transport == "linkmq":
             results[broker.name].update(scenarios.cleaner_cost(broker))
         print(broker.name, json.dumps(results[broker.name]), flush=True)
@@ -120,10 +127,16 @@ def main() -> None:
     parser.add_argument(
         "--monitoring", action="store_true", help="only the cost of events and Flower on linkmq+"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="--monitoring: runs of each drain; medians are reported (3)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.monitoring:
-        report = run_monitoring(args.quick)
+        report = run_monitoring(args.quick, args.repeat)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "monitoring.json").write_text(json.dumps(report, indent=2) + "\n")
         for name, figures in report["results"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -19,6 +20,7 @@ app.conf.update(
     task_default_queue="bench",
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    broker_transport_options=json.loads(os.environ.get("BENCH_TRANSPORT_OPTIONS") or "{}"),
 )
 
 

@@ -66,7 +66,9 @@ def _emptier(database_url: str, tables: tuple[str, ...]) -> Callable[[], None]:
 
 
 _SQLA_TABLES = ("kombu_message", "kombu_queue")
-_LINKMQ_TABLES = ("linkmq_message", "linkmq_queue")
+# Bindings too: a Flower's event queue is gone after the reset, and a binding left behind would
+# make the next run's worker write every event for it as well.
+_LINKMQ_TABLES = ("linkmq_message", "linkmq_queue", "linkmq_binding")
 
 
 def postgres_brokers() -> list[Broker]:

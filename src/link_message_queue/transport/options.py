@@ -48,7 +48,7 @@ class TransportOptions:
     cleanup_interval_s: float = 10.0
     auto_delete_after_s: float = 60.0  # an auto-delete queue unused this long is dropped
     batch_transient: bool = True  # write delivery_mode 1 messages in batches from a thread
-    transient_flush_s: float = 0.01  # how long a batch of transient messages gathers
+    transient_flush_s: float = 0.05  # at most one batch of transient messages per interval
     transient_buffer_max: int = 10_000  # a full buffer is written by the publisher
     engine_options: Mapping[str, Any] = field(default_factory=dict)
 

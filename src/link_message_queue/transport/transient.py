@@ -48,6 +48,8 @@ class TransientWriter:
         self._rows: list[PendingRow] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
+        # Monotonic; the first batch goes no sooner than one interval after the writer began.
+        self._last_write_at = time.monotonic()
         # Only the writer thread (or close()) writes; this keeps batches in order.
         self._write_lock = threading.Lock()
         _writers.add(self)
@@ -103,6 +105,7 @@ class TransientWriter:
         self._rows = []
         self._thread = None
         self._stopping = False
+        self._last_write_at = time.monotonic()
 
     def _take(self) -> list[PendingRow]:
         with self._condition:
@@ -119,8 +122,12 @@ class TransientWriter:
                 self._condition.wait_for(lambda: self._rows or self._stopping)
                 if self._stopping:
                     return
-            # Let a burst gather into one batch.
-            time.sleep(self._flush_interval_s)
+            # At most one batch per interval: a message after a quiet spell (a remote-control
+            # command or reply) goes at once; under load, a worker's events gather.
+            wait_s = self._last_write_at + self._flush_interval_s - time.monotonic()
+            if wait_s > 0:
+                time.sleep(wait_s)
+            self._last_write_at = time.monotonic()
             try:
                 self.flush()
             except Exception as exc:

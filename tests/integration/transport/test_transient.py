@@ -62,22 +62,32 @@ def _received(broker_url: str, queue: kombu.Queue, expected: int) -> list[int]:
     return numbers
 
 
-def test_transient__written_in_a_batch_later_in_order_while_persistent_is_written_at_once(
+def test_transient__after_a_quiet_spell_at_once_then_a_burst_in_one_later_batch_in_order(
     broker_url: str,
 ) -> None:
     queue = kombu.Queue("events_batched")
     options = {"transient_flush_s": 1.0}
     with kombu.Connection(broker_url, transport_options=options) as connection:
-        _publish(connection, queue, range(50), mode=1)
+        queue(connection.default_channel).declare()
+        time.sleep(1.1)  # a quiet spell: nothing written for longer than the interval
+        started = time.monotonic()
+        _publish(connection, queue, range(1), mode=1)
+        while _count(broker_url, queue.name) < 1 and time.monotonic() - started < 10:
+            time.sleep(0.01)
+        # Nothing was written for a while: the first message does not wait for the interval.
+        assert time.monotonic() - started < 1.0
+        _publish(connection, queue, range(1, 51), mode=1)
         assert connection.transport.transient.buffered == 50
-        assert _count(broker_url, queue.name) == 0  # still gathering
-        _publish(connection, queue, range(50, 51), mode=2)
-        assert _count(broker_url, queue.name) == 1  # a persistent message never waits
+        assert _count(broker_url, queue.name) == 1  # the burst gathers
+        _publish(connection, queue, range(51, 52), mode=2)
+        assert _count(broker_url, queue.name) == 2  # a persistent message never waits
         deadline = time.monotonic() + 10
-        while _count(broker_url, queue.name) < 51 and time.monotonic() < deadline:
+        while _count(broker_url, queue.name) < 52 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert connection.transport.transient.buffered == 0
-    assert sorted(_received(broker_url, queue, 51)) == list(range(51))
+        # One batch per interval: the burst went no sooner than 1 s after the first write.
+        assert time.monotonic() - started >= 0.9
+    assert sorted(_received(broker_url, queue, 52)) == list(range(52))
 
 
 def test_transient__batch_keeps_publish_order(broker_url: str) -> None:
