@@ -29,8 +29,9 @@ RESULTS = Path(__file__).with_name("results")
 
 
 def run_monitoring(quick: bool, repeat: int) -> dict[str, Any]:
-    """Only the monitoring cost: drain with and without events and Flower, on linkmq+ (and on
-    Redis, for the cost of Flower itself on this machine). ``repeat`` runs the three drains in
+    """Only the monitoring cost: drain without remote control (nothing of monitoring), plain
+    (remote control on), with events, with events and Flower, on linkmq+ (and on Redis, for
+    the cost of Celery's events and Flower themselves). ``repeat`` runs the four drains in
     turn that many times and keeps each one's median: this machine's speed drifts by tens of
     percent within minutes, so one run of each can compare a fast minute with a slow one."""
     count = 500 if quick else 5000
@@ -44,9 +45,20 @@ def run_monitoring(quick: bool, repeat: int) -> dict[str, Any]:
     for broker in brokers:
         trials: dict[str, list[float]] = {}
         for _ in range(repeat):
-            for events, flower in ((False, False), (True, False), (True, True)):
+            for events, flower, remote_control in (
+                (False, False, False),
+                (False, False, True),
+                (True, False, True),
+                (True, True, True),
+            ):
                 measured = scenarios.drain_rate(
-                    broker, workdir, count, budget_s=120, events=events, flower=flower
+                    broker,
+                    workdir,
+                    count,
+                    budget_s=120,
+                    events=events,
+                    flower=flower,
+                    remote_control=remote_control,
                 )
                 for key, value in measured.items():
                     trials.setdefault(key, []).append(value)
@@ -142,7 +154,8 @@ def main() -> None:
         for name, figures in report["results"].items():
             plain = figures["drain_per_s"]
             print(
-                f"{name}: drain {plain:.0f}/s plain, "
+                f"{name}: drain {figures['drain_bare_per_s']:.0f}/s without remote control, "
+                f"{plain:.0f}/s plain, "
                 f"{figures['drain_events_per_s']:.0f}/s with events "
                 f"({1 - figures['drain_events_per_s'] / plain:.0%} less), "
                 f"{figures['drain_monitored_per_s']:.0f}/s with events and Flower "

@@ -23,6 +23,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     broker_transport_options=json.loads(os.environ.get("BENCH_TRANSPORT_OPTIONS") or "{}"),
+    # BENCH_REMOTE_CONTROL=0: no remote-control queue, i.e. nothing of monitoring at all.
+    worker_enable_remote_control=os.environ.get("BENCH_REMOTE_CONTROL", "1") != "0",
 )
 
 

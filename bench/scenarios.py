@@ -53,7 +53,11 @@ class Worker:
 
 
 def start_worker(
-    broker: Broker, workdir: Path, concurrency: int = 2, events: bool = False
+    broker: Broker,
+    workdir: Path,
+    concurrency: int = 2,
+    events: bool = False,
+    remote_control: bool = True,
 ) -> Worker:
     out = workdir / f"{broker.transport}-{broker.database}-{time.time_ns()}.out"
     log = (workdir / "worker.log").open("ab")
@@ -83,6 +87,7 @@ def start_worker(
             **os.environ,
             "BENCH_BROKER": broker.url,
             "BENCH_OUT": str(out),
+            "BENCH_REMOTE_CONTROL": "1" if remote_control else "0",
             "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
         },
         stdout=log,
@@ -167,16 +172,18 @@ def drain_rate(
     *,
     events: bool = False,
     flower: bool = False,
+    remote_control: bool = True,
 ) -> dict[str, float]:
     """Tasks per second draining ``count`` queued tasks; ``events``: the worker sends task
-    events; ``flower``: a connected Flower process receives them."""
+    events; ``flower``: a connected Flower process receives them; without ``remote_control``
+    the worker consumes no remote-control queue (nothing of monitoring is left)."""
     broker.reset()
     publish(broker.url, count)
     flower_process = _start_flower(broker, workdir) if flower else None
     if flower_process is not None:
         # Measure a connected Flower, not its start-up competing for the CPU.
         _wait_for_flower(flower_process)
-    worker = start_worker(broker, workdir, events=events)
+    worker = start_worker(broker, workdir, events=events, remote_control=remote_control)
     try:
         records = wait_done(worker, count + 1, budget_s)
     finally:
@@ -186,7 +193,15 @@ def drain_rate(
             flower_process.wait(timeout=30)
     first = min(started for _, started, _ in records)
     last = max(ended for _, _, ended in records)
-    key = "drain_monitored_per_s" if flower else "drain_events_per_s" if events else "drain_per_s"
+    key = (
+        "drain_monitored_per_s"
+        if flower
+        else "drain_events_per_s"
+        if events
+        else "drain_per_s"
+        if remote_control
+        else "drain_bare_per_s"
+    )
     return {key: len(records) / (last - first), "drained": len(records)}
 
 
