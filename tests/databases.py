@@ -1,4 +1,5 @@
-"""Real databases for tests: a SQLite file per test, a fresh PostgreSQL database per module.
+"""Real databases for tests: a SQLite file per test, a fresh PostgreSQL database per module;
+and the other real services some tests need (Redis, RabbitMQ, MariaDB), found or skipped.
 
 PostgreSQL is found at ``LINK_MQ_TEST_POSTGRES_URL`` (default: trust auth on 127.0.0.1:5432).
 If it is down, the setup tries to start a locally installed cluster. When none can be had,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -53,6 +55,17 @@ def _start_local_cluster() -> None:
             capture_output=True,
             timeout=60,
         )
+
+
+def require_service(name: str, port: int) -> None:
+    """Skip (fail under CI=true) unless ``name`` answers on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        message = f"{name} is not answering on 127.0.0.1:{port}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def ensure_postgres() -> str:

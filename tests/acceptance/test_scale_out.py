@@ -5,8 +5,6 @@ mid-way loses nothing and no message is handled twice."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,7 @@ from link_message_queue.celery_config import celery_config
 from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
 from link_message_queue.settings import Settings
 
+from ..databases import require_service
 from .bridge_config import HANDLER, NODE
 from .processes import CeleryProcess, wait_for
 from .test_bridge import _handled
@@ -35,21 +34,10 @@ QUEUES = ("link_processing_queue", "celery")
 LINK_MQ = "link_message_queue.cli"
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=sorted(BROKERS))
 def broker_url(request: pytest.FixtureRequest) -> str:
     url, port = BROKERS[request.param]
-    if not _reachable(port):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{request.param} is not answering on 127.0.0.1:{port}")
-        pytest.skip(f"{request.param} is not answering on 127.0.0.1:{port}")
+    require_service(request.param, port)
     with kombu.Connection(url) as connection:
         for name in QUEUES:  # nothing left from an earlier test
             with connection.SimpleQueue(name) as queue:

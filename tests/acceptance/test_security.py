@@ -3,8 +3,6 @@ dead-lettered with its reason, and the worker goes on with the next message."""
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from link_message_queue.bridge.taskbody import WORKFLOW_TASK
 from link_message_queue.celery_config import celery_config
 from link_message_queue.settings import Settings
 
+from ..databases import require_service
 from .processes import CeleryProcess, wait_for
 from .test_bridge import _dispatch, _handled
 
@@ -72,12 +71,7 @@ def test_security__a_refused_task_the_database_cannot_take_goes_back_to_the_brok
 ) -> None:
     """The application database does not answer: the pickled task cannot be dead-lettered, so
     the worker hands it back to the broker (Redis) instead of dropping it."""
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not answering on 127.0.0.1:6379")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    require_service("Redis", 6379)
     queue = f"refused_{uuid.uuid4().hex[:8]}"
     env = {
         "LINK_MQ_DATABASE_URL": "postgresql+psycopg://app@127.0.0.1:1/app",  # nobody there

@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import closing, suppress
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 import kombu
@@ -27,6 +28,23 @@ from link_message_queue.transport import upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = ("metrics", "--serve", "--port", "0")
+
+
+@contextmanager
+def _exporter(environment: dict[str, str]) -> Iterator[str]:
+    """A real `link-mq metrics --serve` process; yields the banner line that names its URL."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "link_message_queue.cli", *SERVE],
+        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as exporter:
+        try:
+            assert exporter.stdout is not None
+            yield exporter.stdout.readline()
+        finally:
+            exporter.terminate()
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -62,26 +80,15 @@ def test_metrics__served_over_http_in_prometheus_text_format(
             runtime = build_runtime(app, settings, config)
             runtime.ticks.publish(TickOccurred())
 
-            with subprocess.Popen(
-                [sys.executable, "-m", "link_message_queue.cli", *SERVE],
-                env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            ) as exporter:
-                try:
-                    assert exporter.stdout is not None
-                    banner = exporter.stdout.readline()
-                    assert "metrics of" in banner, banner
-                    url = banner.rsplit(" ", 1)[1].strip()
-                    with urllib.request.urlopen(url, timeout=10) as response:
-                        content_type = response.headers["Content-Type"]
-                        body = response.read().decode()
-                    with pytest.raises(urllib.error.HTTPError) as missing:
-                        urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
-                    missing.value.close()
-                finally:
-                    exporter.terminate()
+            with _exporter(environment) as banner:
+                assert "metrics of" in banner, banner
+                url = banner.rsplit(" ", 1)[1].strip()
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    content_type = response.headers["Content-Type"]
+                    body = response.read().decode()
+                with pytest.raises(urllib.error.HTTPError) as missing:
+                    urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
+                missing.value.close()
     assert missing.value.code == 404
     assert content_type.startswith("text/plain; version=0.0.4")
     samples = _samples(body)
@@ -130,22 +137,11 @@ def test_status__lists_idle_live_consumers_with_their_queues(
 
 def test_metrics__a_database_that_does_not_answer_is_a_503_not_a_crash() -> None:
     environment = {"LINK_MQ_DATABASE_URL": "postgresql+psycopg://app:hunter2@127.0.0.1:1/app"}
-    with subprocess.Popen(
-        [sys.executable, "-m", "link_message_queue.cli", *SERVE],
-        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as exporter:
-        try:
-            assert exporter.stdout is not None
-            banner = exporter.stdout.readline()
-            assert "hunter2" not in banner
-            url = banner.rsplit(" ", 1)[1].strip()
-            for _ in range(2):  # and it keeps serving
-                with pytest.raises(urllib.error.HTTPError) as refused:
-                    urllib.request.urlopen(url, timeout=30)
-                assert refused.value.code == 503
-                refused.value.close()
-        finally:
-            exporter.terminate()
+    with _exporter(environment) as banner:
+        assert "hunter2" not in banner
+        url = banner.rsplit(" ", 1)[1].strip()
+        for _ in range(2):  # and it keeps serving
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=30)
+            assert refused.value.code == 503
+            refused.value.close()

@@ -4,8 +4,6 @@ does not answer."""
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from link_message_queue.messages import encode
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 
+from ...databases import require_service
 from .test_bridge import HANDLER, Recorder, _item, records
 
 REDIS = "redis://127.0.0.1:6379/12"
@@ -50,12 +49,7 @@ def _runtime(tmp_path: Path, broker: str, recorder: Recorder) -> Runtime:
 
 @pytest.fixture
 def redis_up() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not answering on 127.0.0.1:6379")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    require_service("Redis", 6379)
 
 
 @pytest.mark.usefixtures("redis_up")

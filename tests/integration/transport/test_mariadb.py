@@ -3,8 +3,6 @@ with SKIP LOCKED and no UPDATE … RETURNING, INSERT IGNORE, upserts, expiry in 
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
@@ -22,17 +20,14 @@ from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.schema import SCHEMA_REVISION, queue_tables
 from link_message_queue.transport.store import MessageStore, PendingRow
 
+from ...databases import require_service
+
 ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
 
 
 @pytest.fixture(scope="module")
 def mariadb_url() -> Iterator[str]:
-    try:
-        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("MariaDB is not answering on 127.0.0.1:3306")
-        pytest.skip("MariaDB is not answering on 127.0.0.1:3306")
+    require_service("MariaDB", 3306)
     name = f"linkmq_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(ADMIN, poolclass=sa.pool.NullPool)
     with admin.begin() as connection:
