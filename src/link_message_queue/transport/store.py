@@ -20,6 +20,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from .engines import read_only
 from .errors import TransportError
 from .schema import QueueTables
+from .sqlite_messages import SqliteMessages
 
 # Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
 _EXPIRED_BATCH = 1000
@@ -62,6 +63,9 @@ class MessageStore:
             else engine
         )
         self.reader = read_only(engine)
+        # SQLite: the hot statements on the raw connection, holding the write lock only inside
+        # SQLite (see sqlite_messages).
+        self._sqlite = SqliteMessages(engine, message.name) if self.dialect == "sqlite" else None
         if self.dialect == "postgresql":
             # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
             self._put_sql: sa.TextClause | None = sa.text(
@@ -283,6 +287,8 @@ class MessageStore:
         if self._put_sql is not None:
             values["channel"] = self.tables.notify_channel
             self._execute(self._put_sql, connection, values)
+        elif self._sqlite is not None and connection is None:
+            self._sqlite.put(queue, payload, priority, expires_at)
         else:
             self._execute(sa.insert(self.tables.message), connection, values)
 
@@ -290,6 +296,11 @@ class MessageStore:
         """Insert ``rows`` in one transaction (in order), then wake each queue's consumers."""
         if self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
             self._copy_many(rows)
+            return
+        if self._sqlite is not None:
+            self._sqlite.put_many(
+                [(r.queue, r.priority, r.payload, r.created_at, r.expires_at) for r in rows]
+            )
             return
         values = [
             {
@@ -340,6 +351,7 @@ class MessageStore:
         first, FIFO within a priority; delete the ``acked`` messages in the same transaction
         (acks ride along with the next claim: one commit per message instead of two)."""
         now = time.time()
+        rows: Sequence[Any]
         if self._claim_sql is not None:
             with self._single.connect() as connection:
                 rows = connection.execute(
@@ -353,6 +365,8 @@ class MessageStore:
                         "owner": owner,
                     },
                 ).all()
+        elif self._sqlite is not None:
+            rows = self._sqlite.claim(queue, owner, lease_s, limit, acked)
         else:
             rows = self._claim_portable(
                 queue, owner=owner, now=now, lease_s=lease_s, limit=limit, acked=acked
@@ -365,25 +379,12 @@ class MessageStore:
         can; ``acked`` as in ``claim``."""
         now = time.time()
         parameters = {"acked": list(acked), "queue": queue, "now": now, "limit": limit}
+        rows: Sequence[Any]
         if self._take_sql is not None:
             with self._single.connect() as connection:
                 rows = connection.execute(self._take_sql, parameters).all()
-        elif self.dialect == "sqlite":
-            message = self.tables.message
-            ready = self._ready(queue, now, limit)
-            with self.engine.begin() as connection:
-                if acked:
-                    connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
-                rows = connection.execute(
-                    sa.delete(message)
-                    .where(message.c.id.in_(ready.scalar_subquery()))
-                    .returning(
-                        message.c.id,
-                        message.c.payload,
-                        (message.c.delivery_count + 1).label("delivery_count"),
-                        message.c.priority,
-                    )
-                ).all()
+        elif self._sqlite is not None:
+            rows = self._sqlite.take(queue, limit, acked)
         else:
             claimed = self.claim(queue, "no-ack", 60.0, limit, acked)
             self.ack([row.id for row in claimed])
@@ -414,6 +415,8 @@ class MessageStore:
         limit: int,
         acked: Sequence[int],
     ) -> Sequence[Any]:
+        if self.dialect not in ("mysql", "mariadb"):
+            raise TransportError(f"no claim statement for the {self.dialect} dialect")
         message = self.tables.message
         ready = self._ready(queue, now, limit).with_for_update(skip_locked=True)
         lease = {
@@ -422,28 +425,15 @@ class MessageStore:
             "delivery_count": message.c.delivery_count + 1,
         }
         returned = (message.c.id, message.c.payload, message.c.delivery_count, message.c.priority)
-        if self.dialect in ("mysql", "mariadb"):
-            # InnoDB may still pick a claim as a deadlock victim: the claim is safe to repeat.
-            for attempt in range(_DEADLOCK_RETRIES):
-                try:
-                    return self._claim_mysql(ready, lease, returned, acked)
-                except sa.exc.OperationalError as exc:
-                    code = getattr(exc.orig, "args", (None,))[0]
-                    if code not in _DEADLOCK_CODES or attempt == _DEADLOCK_RETRIES - 1:
-                        raise
-            raise AssertionError("unreachable")
-        with self.engine.begin() as connection:
-            if acked:
-                connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
-            if self.dialect == "sqlite":
-                # The transaction holds SQLite's write lock: no row locks needed.
-                return connection.execute(
-                    sa.update(message)
-                    .where(message.c.id.in_(ready.scalar_subquery()))
-                    .values(**lease)
-                    .returning(*returned)
-                ).all()
-            raise TransportError(f"no claim statement for the {self.dialect} dialect")
+        # InnoDB may still pick a claim as a deadlock victim: the claim is safe to repeat.
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                return self._claim_mysql(ready, lease, returned, acked)
+            except sa.exc.OperationalError as exc:
+                code = getattr(exc.orig, "args", (None,))[0]
+                if code not in _DEADLOCK_CODES or attempt == _DEADLOCK_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _claim_mysql(
         self,
@@ -467,6 +457,8 @@ class MessageStore:
         """Delete acknowledged messages."""
         if not ids:
             return 0
+        if self._sqlite is not None:
+            return self._sqlite.ack(ids)
         message = self.tables.message
         with self._single.begin() as connection:
             return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
@@ -635,6 +627,7 @@ class MessageStore:
 def _in_delivery_order(rows: Sequence[Any]) -> list[ClaimedRow]:
     """Claimed rows as ClaimedRow, highest priority first, FIFO within a priority (RETURNING
     gives no order)."""
-    claimed = [ClaimedRow(row.id, row.payload, row.delivery_count, row.priority) for row in rows]
+    # Rows are (id, payload, delivery_count, priority), from SQLAlchemy or from sqlite3.
+    claimed = [ClaimedRow(*row) for row in rows]
     claimed.sort(key=lambda row: (-row.priority, row.id))
     return claimed

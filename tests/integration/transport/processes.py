@@ -53,3 +53,18 @@ def publish_to_exchange(
         producer = connection.Producer(exchange=kombu.Exchange(exchange, type=exchange_type))
         producer.publish({"from": "another process"}, routing_key=routing_key, serializer="json")
     done.put("published")
+
+
+def take_all(broker_url: str, queue: str, idle_s: float, results: Any) -> None:
+    """Consume without acknowledgement (no_ack) until the queue stays empty for ``idle_s``;
+    report every body seen."""
+    seen: list[Any] = []
+    with kombu.Connection(broker_url) as connection:
+        simple = connection.SimpleQueue(queue, no_ack=True)
+        while True:
+            try:
+                seen.append(simple.get(timeout=idle_s).payload)
+            except simple.Empty:
+                break
+        simple.close()
+    results.put(seen)

@@ -195,6 +195,33 @@ def test_transport__concurrent_consumers_never_share_a_live_message(broker_url: 
     assert _rows(broker_url, "shared") == []
 
 
+def test_transport__concurrent_no_ack_consumers_never_share_a_message(broker_url: str) -> None:
+    total = 300
+    with kombu.Connection(broker_url) as connection:
+        with closing(connection.SimpleQueue("taken")) as queue:
+            for number in range(total):
+                queue.put(number)
+    results = spawn.Queue()
+    takers = [
+        spawn.Process(target=processes.take_all, args=(broker_url, "taken", 3.0, results))
+        for _ in range(3)
+    ]
+    for process in takers:
+        process.start()
+    try:
+        seen = [body for _ in takers for body in results.get(timeout=120)]
+    finally:
+        for process in takers:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+
+    counts = Counter(seen)
+    assert sorted(counts) == list(range(total))
+    assert max(counts.values()) == 1
+    assert _rows(broker_url, "taken") == []
+
+
 def test_transport__purge_and_size_count_ready_messages_only(connection: kombu.Connection) -> None:
     with closing(connection.SimpleQueue("counted")) as queue:
         for number in range(5):
