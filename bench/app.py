@@ -11,6 +11,7 @@ import time
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.task_events import GroupedTaskEvents
 
 app = Celery("bench", broker=os.environ.get("BENCH_BROKER"))
 app.conf.update(
@@ -26,6 +27,9 @@ app.conf.update(
     # BENCH_REMOTE_CONTROL=0: no remote-control queue, i.e. nothing of monitoring at all.
     worker_enable_remote_control=os.environ.get("BENCH_REMOTE_CONTROL", "1") != "0",
 )
+# As link_message_queue.celery_app: task events in groups (a no-op where Celery's event loop
+# groups them already, as on Redis).
+app.steps["consumer"].add(GroupedTaskEvents)
 
 
 @app.task(name="bench.work")

@@ -18,6 +18,7 @@ from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .celery_config import celery_config
 from .messages import TickOccurred
 from .settings import Settings
+from .task_events import GroupedTaskEvents
 
 app = Celery("link_message_queue")
 _config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")
@@ -25,6 +26,9 @@ if importlib.util.find_spec(_config_module) is not None:
     app.config_from_object(_config_module)
 else:
     app.conf.update(celery_config(Settings.from_env()))
+# Task events (celery worker -E) in groups: a third of the messages, and far less work in the
+# worker's main process than one publish per event.
+app.steps["consumer"].add(GroupedTaskEvents)
 
 _runtime: Runtime | None = None
 _runtime_pid: int | None = None

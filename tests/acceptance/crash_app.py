@@ -9,6 +9,7 @@ import time
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.task_events import GroupedTaskEvents
 
 app = Celery("crash_app", broker=os.environ.get("LINK_MQ_TEST_BROKER"))
 app.conf.task_default_queue = "celery"
@@ -24,7 +25,9 @@ app.conf.update(
     },
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    linkmq_task_events_interval_s=float(os.environ.get("LINK_MQ_TEST_EVENTS_INTERVAL_S", "0.05")),
 )
+app.steps["consumer"].add(GroupedTaskEvents)
 
 
 def _record(event: str, number: int) -> None:

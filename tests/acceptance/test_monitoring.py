@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kombu
 import pytest
 from celery import Celery
 
@@ -140,6 +141,84 @@ def test_monitoring__events_reach_a_receiver(client: Celery, worker: CeleryProce
         finally:
             receiver.should_stop = True
             listener.join(timeout=10)
+
+
+def test_monitoring__task_events_arrive_grouped_and_every_one_of_them(
+    client: Celery, worker: CeleryProcess, broker_url: str
+) -> None:
+    """The worker's GroupedTaskEvents step: task events travel as Celery's ``task.multi``
+    messages (lists of events), and none is lost on the way."""
+    exchange = kombu.Exchange("celeryev", type="topic")
+    queue = kombu.Queue(f"grouped-{uuid.uuid4().hex[:8]}", exchange, routing_key="task.#")
+    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    messages: list[tuple[str, Any]] = []
+    with kombu.Connection(broker_url) as connection:
+        bound = queue(connection.default_channel)
+        bound.declare()
+        results = [client.send_task("crash.work", args=(n, 0.0)) for n in range(10)]
+        expected = {
+            (result.id, kind)
+            for result in results
+            for kind in ("task-received", "task-started", "task-succeeded")
+        }
+
+        def events() -> set[tuple[str, str]]:
+            while (message := bound.get(no_ack=True)) is not None:
+                messages.append((message.delivery_info["routing_key"], message.payload))
+            return {
+                (event["uuid"], event["type"])
+                for _, body in messages
+                for event in (body if isinstance(body, list) else [body])
+            }
+
+        wait_for(lambda: expected <= events(), 30, "every task event")
+        bound.delete()
+
+    grouped = [body for key, body in messages if key == "task.multi"]
+    assert grouped, f"no grouped message among {[key for key, _ in messages]}"
+    assert all(isinstance(body, list) for body in grouped)
+    # 30 task events in fewer messages than events.
+    assert len(messages) < len(expected)
+
+
+def test_monitoring__a_stopping_worker_sends_the_task_events_it_holds(
+    client: Celery, broker_url: str, tmp_path: Path
+) -> None:
+    exchange = kombu.Exchange("celeryev", type="topic")
+    queue = kombu.Queue(f"held-{uuid.uuid4().hex[:8]}", exchange, routing_key="task.#")
+    runs = tmp_path / "runs.txt"
+    with kombu.Connection(broker_url) as connection:
+        bound = queue(connection.default_channel)
+        bound.declare()
+        worker = CeleryProcess(
+            _worker_args(),
+            env={
+                "LINK_MQ_TEST_BROKER": broker_url,
+                "LINK_MQ_TEST_RUNS": str(runs),
+                # A group goes a minute after its first event: only the shutdown sends it.
+                "LINK_MQ_TEST_EVENTS_INTERVAL_S": "60",
+            },
+            log_path=tmp_path / "worker.log",
+        )
+        try:
+            wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+            results = [client.send_task("crash.work", args=(n, 0.0)) for n in range(3)]
+            wait_for(lambda: runs.exists() and runs.read_text().count("done") == 3, 30, "the tasks")
+            time.sleep(1.0)
+            assert bound.get(no_ack=True) is None  # held in the worker's group
+        finally:
+            worker.stop()
+
+        bodies = []
+        while (message := bound.get(no_ack=True)) is not None:
+            assert message.delivery_info["routing_key"] == "task.multi"
+            bodies.extend(message.payload)
+        bound.delete()
+    assert {(event["uuid"], event["type"]) for event in bodies} == {
+        (result.id, kind)
+        for result in results
+        for kind in ("task-received", "task-started", "task-succeeded")
+    }
 
 
 def _free_port() -> int:
