@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from celery import bootsteps
@@ -94,19 +93,20 @@ class _Flusher:
             # Gather the events of one interval into the group.
             self._stopping.wait(self._interval_s)
             self._pending.clear()
-            self._send()
+            if not self._send():
+                self._pending.set()  # try again one interval later
 
-    def _send(self) -> None:
+    def _send(self) -> bool:
         try:
             # errors=True: events Celery held back while the broker was unreachable go too.
             self._dispatcher.flush(errors=True, groups=True)
         except Exception as exc:
-            # Celery keeps the events (in the group or its offline buffer): the next try
-            # carries them.
+            # Celery keeps the events (in the group or its offline buffer) for the next try.
             logger.error(
-                "sending grouped task events failed (%s: %s); kept for the next group",
+                "sending grouped task events failed (%s: %s); kept for the next try",
                 type(exc).__name__,
                 exc,
                 extra={"action": "task-events"},
             )
-            time.sleep(self._interval_s)
+            return False
+        return True

@@ -1,9 +1,10 @@
-"""The message store: every SQL statement the transport runs, and nothing else.
+"""The message store: the SQL statements the transport runs (SQLite's hot ones: sqlite_messages).
 
 Semantics (leases, redelivery, priorities) are decided by the channel; this module only knows
 how to say them in SQL on each dialect. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` where
 the database has it (PostgreSQL, MySQL 8, MariaDB 10.6), so consumers never wait for each other;
-on SQLite the transaction holds the database write lock (``BEGIN IMMEDIATE``).
+SQLite's hot statements (publish, claim, take, ack) live in ``sqlite_messages``, written so
+that its one write lock is held only while SQLite works.
 """
 
 from __future__ import annotations
@@ -348,8 +349,8 @@ class MessageStore:
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
     ) -> list[ClaimedRow]:
         """Lease up to ``limit`` ready messages of ``queue`` to ``owner``, highest priority
-        first, FIFO within a priority; delete the ``acked`` messages in the same transaction
-        (acks ride along with the next claim: one commit per message instead of two)."""
+        first, FIFO within a priority; delete the ``acked`` messages with it (acks ride along
+        with the next claim: in its statement on PostgreSQL, just before it on SQLite)."""
         now = time.time()
         rows: Sequence[Any]
         if self._claim_sql is not None:

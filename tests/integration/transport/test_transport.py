@@ -184,15 +184,8 @@ def test_transport__concurrent_consumers_never_share_a_live_message(broker_url: 
         assert sum(done.get(timeout=60) for _ in producers) == total
         seen = [body for _ in consumers for body in results.get(timeout=120)]
     finally:
-        for process in producers + consumers:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-
-    counts = Counter(seen)
-    assert sorted(counts) == list(range(total))
-    assert max(counts.values()) == 1
-    assert _rows(broker_url, "shared") == []
+        _join_or_kill(producers + consumers)
+    _assert_each_seen_once(seen, total, broker_url, "shared")
 
 
 def test_transport__concurrent_no_ack_consumers_never_share_a_message(broker_url: str) -> None:
@@ -211,15 +204,22 @@ def test_transport__concurrent_no_ack_consumers_never_share_a_message(broker_url
     try:
         seen = [body for _ in takers for body in results.get(timeout=120)]
     finally:
-        for process in takers:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
+        _join_or_kill(takers)
+    _assert_each_seen_once(seen, total, broker_url, "taken")
 
+
+def _join_or_kill(children: list[Any]) -> None:
+    for process in children:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
+
+def _assert_each_seen_once(seen: list[Any], total: int, broker_url: str, queue: str) -> None:
     counts = Counter(seen)
     assert sorted(counts) == list(range(total))
     assert max(counts.values()) == 1
-    assert _rows(broker_url, "taken") == []
+    assert _rows(broker_url, queue) == []
 
 
 def test_transport__purge_and_size_count_ready_messages_only(connection: kombu.Connection) -> None:
