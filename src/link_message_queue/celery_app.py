@@ -26,8 +26,8 @@ if importlib.util.find_spec(_config_module) is not None:
     app.config_from_object(_config_module)
 else:
     app.conf.update(celery_config(Settings.from_env()))
-# Task events (celery worker -E) in groups: a third of the messages, and far less work in the
-# worker's main process than one publish per event.
+# Task events (celery worker -E) in groups: one message per group of events instead of one per
+# event, and far less work in the worker's main process.
 app.steps["consumer"].add(GroupedTaskEvents)
 
 _runtime: Runtime | None = None
