@@ -471,8 +471,9 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
     how long it holds its locks)."""
     from link_message_queue.transport.engines import engine_for
     from link_message_queue.transport.options import TransportOptions
+    from link_message_queue.transport.rows import PendingRow
     from link_message_queue.transport.schema import queue_tables
-    from link_message_queue.transport.store import MessageStore, PendingRow
+    from link_message_queue.transport.store import MessageStore
 
     assert broker.database_url is not None
     broker.reset()

@@ -16,7 +16,7 @@ from kombu.transport.base import to_rabbitmq_queue_arguments
 
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
-from .store import ClaimedRow, PendingRow
+from .rows import ClaimedRow, PendingRow
 from .transactional import bound_connection
 
 if TYPE_CHECKING:

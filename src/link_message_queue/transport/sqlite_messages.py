@@ -28,6 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .rows import PendingRow
+
 # One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
 _ROWS_PER_INSERT = 1000
 # How long a taken (no-ack) row stays leased before its DELETE: only a process that dies in
@@ -58,9 +60,9 @@ class SqliteMessages:
             (queue, priority, payload, now, now, expires_at),
         )
 
-    def put_many(self, rows: Sequence[tuple[str, int, str, float, float | None]]) -> None:
-        """Insert ``(queue, priority, payload, created_at, expires_at)`` rows in order, all or
-        none: one statement, or one transaction when there are more than fit in one."""
+    def put_many(self, rows: Sequence[PendingRow]) -> None:
+        """Insert ``rows`` in order, all or none: one statement, or one transaction when there
+        are more than fit in one."""
         chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
         statements = [self._insert_many(chunk) for chunk in chunks]
         if len(statements) == 1:
@@ -144,13 +146,18 @@ class SqliteMessages:
         ).rowcount
         return deleted
 
-    def _insert_many(
-        self, rows: Sequence[tuple[str, int, str, float, float | None]]
-    ) -> tuple[str, tuple[Any, ...]]:
+    def _insert_many(self, rows: Sequence[PendingRow]) -> tuple[str, tuple[Any, ...]]:
         values = ",".join(["(?, ?, ?, ?, ?, ?, 0)"] * len(rows))
         parameters: list[Any] = []
-        for queue, priority, payload, created_at, expires_at in rows:
-            parameters += (queue, priority, payload, created_at, created_at, expires_at)
+        for row in rows:
+            parameters += (
+                row.queue,
+                row.priority,
+                row.payload,
+                row.created_at,
+                row.created_at,
+                row.expires_at,
+            )
         return f"INSERT INTO {self._table} ({_COLUMNS}) VALUES {values}", tuple(parameters)
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:

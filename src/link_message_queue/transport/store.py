@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .engines import read_only
 from .errors import TransportError
+from .rows import ClaimedRow, PendingRow
 from .schema import QueueTables
 from .sqlite_messages import SqliteMessages
 
@@ -28,25 +28,6 @@ _EXPIRED_BATCH = 1000
 # MySQL/MariaDB: deadlock (1213) and lock wait time-out (1205) end a claim that may be retried.
 _DEADLOCK_CODES = frozenset({1213, 1205})
 _DEADLOCK_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class PendingRow:
-    """A message to insert: what ``put`` takes, for a batch."""
-
-    queue: str
-    payload: str
-    priority: int
-    expires_at: float | None
-    created_at: float
-
-
-@dataclass(frozen=True)
-class ClaimedRow:
-    id: int
-    payload: str
-    delivery_count: int
-    priority: int
 
 
 class MessageStore:
@@ -299,9 +280,7 @@ class MessageStore:
             self._copy_many(rows)
             return
         if self._sqlite is not None:
-            self._sqlite.put_many(
-                [(r.queue, r.priority, r.payload, r.created_at, r.expires_at) for r in rows]
-            )
+            self._sqlite.put_many(rows)
             return
         values = [
             {
@@ -378,10 +357,9 @@ class MessageStore:
         """Delete and return up to ``limit`` ready messages of ``queue``, in claim order: a
         delivery without acknowledgement (AMQP's no_ack), in one statement where the database
         can; ``acked`` as in ``claim``."""
-        now = time.time()
-        parameters = {"acked": list(acked), "queue": queue, "now": now, "limit": limit}
         rows: Sequence[Any]
         if self._take_sql is not None:
+            parameters = {"acked": list(acked), "queue": queue, "now": time.time(), "limit": limit}
             with self._single.connect() as connection:
                 rows = connection.execute(self._take_sql, parameters).all()
         elif self._sqlite is not None:

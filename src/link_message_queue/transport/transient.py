@@ -19,7 +19,8 @@ import weakref
 from collections.abc import Callable
 
 from .engines import masked
-from .store import MessageStore, PendingRow
+from .rows import PendingRow
+from .store import MessageStore
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.transport import publish_on, upgrade
 from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
+from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.schema import SCHEMA_REVISION, queue_tables
-from link_message_queue.transport.store import MessageStore, PendingRow
+from link_message_queue.transport.store import MessageStore
 
 from ...databases import require_service
 

@@ -16,6 +16,7 @@ import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.transport import upgrade
 from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
+from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.sqlite_messages import SqliteMessages
 
 
@@ -61,7 +62,7 @@ def test_sqlite__a_claim_that_loses_rows_to_a_rival_between_read_and_update_gets
     sqlite_url: str,
 ) -> None:
     messages, traced = _messages(sqlite_url)
-    messages.put_many([("q", 0, f"m{n}", time.time(), None) for n in range(6)])
+    messages.put_many([PendingRow("q", f"m{n}", 0, None, time.time()) for n in range(6)])
     rival = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
 
     def rival_claims_first_two(statement: str) -> None:
@@ -100,7 +101,7 @@ def test_sqlite__a_batch_larger_than_one_statement_is_written_whole_and_in_order
 ) -> None:
     messages, _ = _messages(sqlite_url)
     now = time.time()
-    messages.put_many([("q", 0, f"m{n}", now, None) for n in range(2500)])
+    messages.put_many([PendingRow("q", f"m{n}", 0, None, now) for n in range(2500)])
     taken = messages.take("q", 5000, acked=())
     assert [payload for _, payload, _, _ in sorted(taken)] == [f"m{n}" for n in range(2500)]
     assert messages.take("q", 10, acked=()) == []
