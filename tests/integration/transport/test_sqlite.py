@@ -105,3 +105,29 @@ def test_sqlite__a_batch_larger_than_one_statement_is_written_whole_and_in_order
     taken = messages.take("q", 5000, acked=())
     assert [payload for _, payload, _, _ in sorted(taken)] == [f"m{n}" for n in range(2500)]
     assert messages.take("q", 10, acked=()) == []
+
+
+def test_sqlite__a_publish_refused_for_the_lock_raises_a_connection_error_and_writes_nothing(
+    sqlite_url: str,
+) -> None:
+    broker_url = "linkmq+" + sqlite_url
+    with kombu.Connection(broker_url, transport_options={"busy_timeout_s": 0.3}) as connection:
+        with closing(connection.SimpleQueue("refused")) as queue:
+            queue.put("first")
+            writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                # The publish waits out the busy timeout and fails with an error kombu and
+                # Celery treat as a connection error (sqlite3's, raised as SQLAlchemy's).
+                with pytest.raises(connection.transport.connection_errors) as refused:
+                    queue.put("refused")
+                assert isinstance(refused.value, sa.exc.OperationalError)
+            finally:
+                writer.execute("ROLLBACK")
+                writer.close()
+
+            queue.put("after")
+            bodies = [queue.get(timeout=5).payload for _ in range(2)]
+            assert bodies == ["first", "after"]
+            with pytest.raises(queue.Empty):
+                queue.get(timeout=0.3)
