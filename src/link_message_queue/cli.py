@@ -180,7 +180,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
     tables = queue_tables(settings.table_prefix)
     while True:
-        current = read_status(engine, tables)
+        current = read_status(engine, tables, always_listed=[settings.queue])
         if args.json:
             print(json.dumps(current.as_dict()))
         elif args.watch:

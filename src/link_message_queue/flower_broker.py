@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from .settings import Settings
 from .transport.engines import engine_for
 from .transport.options import TransportOptions
 from .transport.schema import queue_tables
@@ -33,14 +34,17 @@ class LinkMqFlowerBroker:
     ) -> None:
         options = TransportOptions.from_transport_options(broker_options or {})
         database_url = broker_url.split("+", 1)[1]
+        self.workflow_queue = Settings.from_env().queue
         self.store = MessageStore(
             engine_for(database_url, options), queue_tables(options.table_prefix)
         )
 
     async def queues(self, names: list[str]) -> list[dict[str, Any]]:
-        """Ready messages per queue: the ones Flower asks for plus every application queue
-        (the workflow queue is drained by ticks, so no worker lists it as active)."""
+        """Ready messages per queue: the ones Flower asks for plus every application queue and
+        the workflow queue (drained by ticks, so no worker lists it as active; listed even
+        before anything was published to it)."""
         known = {name for name in self.store.queue_names() if not _is_internal(name)}
+        known.add(self.workflow_queue)
         return [
             {"name": name, "messages": self.store.size(name)} for name in sorted(set(names) | known)
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
@@ -42,7 +43,11 @@ class Status:
         return asdict(self)
 
 
-def read_status(engine: sa.Engine, tables: QueueTables) -> Status:
+def read_status(
+    engine: sa.Engine, tables: QueueTables, always_listed: Sequence[str] = ()
+) -> Status:
+    """``always_listed``: queues shown even before anything declared them (the workflow queue,
+    which exists in the database only once something was published to it)."""
     now = time.time()
     message, queue = tables.message, tables.queue
     live = sa.and_(
@@ -76,6 +81,8 @@ def read_status(engine: sa.Engine, tables: QueueTables) -> Status:
             )
             for name, ready, leased, delayed, oldest in connection.execute(counts)
         }
+        for name in always_listed:
+            by_name.setdefault(name, QueueStatus(name))
         for name, last_used_at in connection.execute(sa.select(queue.c.name, queue.c.last_used_at)):
             entry = by_name.setdefault(name, QueueStatus(name))
             entry.consumed = last_used_at is not None and now - last_used_at < 3 * TOUCH_INTERVAL_S

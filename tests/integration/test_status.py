@@ -54,3 +54,25 @@ def test_status__never_shows_a_password(
 
     assert main(["status"]) == 2
     assert "hunter2" not in capsys.readouterr().err
+
+
+def test_status__lists_the_workflow_queue_before_anything_was_published_to_it(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
+    monkeypatch.setenv("LINK_MQ_QUEUE", "orders_queue")
+    with kombu.Connection(broker_url) as connection:
+        connection.default_channel.store.queue_names()  # the tables exist, the queue does not
+
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+
+    queues = {queue["name"]: queue for queue in status["queues"]}
+    assert queues["orders_queue"] == {
+        "name": "orders_queue",
+        "ready": 0,
+        "leased": 0,
+        "delayed": 0,
+        "oldest_age_s": None,
+        "consumed": False,
+    }
