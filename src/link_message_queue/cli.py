@@ -266,9 +266,9 @@ def _metrics(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     tables = queue_tables(settings.table_prefix)
     if args.serve:
-        serve(engine, tables, args.address, args.port)
+        serve(engine, tables, args.address, args.port, always_listed=[settings.queue])
     else:
-        print(render_metrics(engine, tables), end="")
+        print(render_metrics(engine, tables, always_listed=[settings.queue]), end="")
     return 0
 
 

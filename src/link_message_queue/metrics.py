@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sqlalchemy as sa
@@ -48,8 +48,12 @@ class _Family:
         return self
 
 
-def render_metrics(engine: sa.Engine, tables: QueueTables) -> str:
-    status = read_status(engine, tables)
+def render_metrics(
+    engine: sa.Engine, tables: QueueTables, always_listed: Sequence[str] = ()
+) -> str:
+    """``always_listed``: queues with series from the start (as in ``read_status``), so an
+    alert on the workflow queue never meets an absent series."""
+    status = read_status(engine, tables, always_listed)
     ready = _Family("queue_ready", "Messages ready to be consumed.")
     in_flight = _Family("queue_in_flight", "Messages leased to a consumer (in flight).")
     scheduled = _Family("queue_scheduled", "Messages waiting for their ETA or a retry back-off.")
@@ -97,7 +101,13 @@ def _gauges(engine: sa.Engine, tables: QueueTables) -> Iterable[_Family]:
             yield _Family(name, help_text).add(recorded[name])
 
 
-def serve(engine: sa.Engine, tables: QueueTables, address: str, port: int) -> None:
+def serve(
+    engine: sa.Engine,
+    tables: QueueTables,
+    address: str,
+    port: int,
+    always_listed: Sequence[str] = (),
+) -> None:
     """Answer ``GET /metrics`` until interrupted."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,7 +117,7 @@ def serve(engine: sa.Engine, tables: QueueTables, address: str, port: int) -> No
                 return
             started = time.perf_counter()
             try:
-                body = render_metrics(engine, tables).encode()
+                body = render_metrics(engine, tables, always_listed).encode()
             except sa.exc.SQLAlchemyError as exc:
                 logger.error("metrics: reading the database failed: %s", exc)
                 self.send_error(503, "the database cannot be read")

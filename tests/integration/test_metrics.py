@@ -64,7 +64,11 @@ def prefix() -> str:
 def test_metrics__served_over_http_in_prometheus_text_format(
     database_url: str, prefix: str
 ) -> None:
-    environment = {"LINK_MQ_DATABASE_URL": database_url, "LINK_MQ_TABLE_PREFIX": prefix}
+    environment = {
+        "LINK_MQ_DATABASE_URL": database_url,
+        "LINK_MQ_TABLE_PREFIX": prefix,
+        "LINK_MQ_QUEUE": "metrics_workflow",
+    }
     upgrade(sa.create_engine(database_url, poolclass=sa.pool.NullPool), prefix)
     settings = Settings.from_env(environment)
     broker = f"linkmq+{database_url}"
@@ -96,6 +100,8 @@ def test_metrics__served_over_http_in_prometheus_text_format(
     assert samples['linkmq_queue_in_flight{queue="metrics_a"}'] == 1
     assert samples['linkmq_queue_scheduled{queue="metrics_a"}'] == 0
     assert samples['linkmq_queue_oldest_message_age_seconds{queue="metrics_a"}'] >= 0
+    # The workflow queue has its series before anything was published to it.
+    assert samples['linkmq_queue_ready{queue="metrics_workflow"}'] == 0
     assert samples["linkmq_dead_letters"] == 0
     assert samples['linkmq_processes{status="running"}'] == 0
     assert 0 <= samples["linkmq_tick_lag_seconds"] < 60
