@@ -131,3 +131,50 @@ def test_sqlite__a_publish_refused_for_the_lock_raises_a_connection_error_and_wr
             assert bodies == ["first", "after"]
             with pytest.raises(queue.Empty):
                 queue.get(timeout=0.3)
+
+
+def test_sqlite__a_batch_refused_midway_writes_nothing_and_leaves_the_connection_usable(
+    sqlite_url: str,
+) -> None:
+    messages, driver = _messages(sqlite_url)
+    # The database itself refuses the 1,500th row, in the second of three INSERT statements.
+    driver.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON linkmq_message "
+        "WHEN NEW.payload = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+    )
+    now = time.time()
+    batch = [PendingRow("q", f"m{n}", 0, None, now) for n in range(2500)]
+    batch[1500] = PendingRow("q", "poison", 0, None, now)
+
+    with pytest.raises(sa.exc.DBAPIError, match="poison refused"):
+        messages.put_many(batch)
+
+    assert messages.take("q", 5000, acked=()) == []
+    assert not driver.in_transaction
+    messages.put_many(batch[:10])
+    assert len(messages.take("q", 5000, acked=())) == 10
+
+
+def test_sqlite__a_take_whose_delete_fails_delivers_nothing_and_its_rows_come_back(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The take's lease (60 s in production) shortened, so the rows come back within the test.
+    monkeypatch.setattr("link_message_queue.transport.sqlite_messages._TAKE_LEASE_S", 0.5)
+    messages, driver = _messages(sqlite_url)
+    messages.put("q", "m1", 0, None)
+    messages.put("q", "m2", 0, None)
+    driver.execute(
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON linkmq_message "
+        "BEGIN SELECT RAISE(ABORT, 'delete refused'); END"
+    )
+
+    with pytest.raises(sa.exc.DBAPIError, match="delete refused"):
+        messages.take("q", 10, acked=())
+    driver.execute("DROP TRIGGER refuse_delete")
+
+    # Leased to the failed take: not delivered again at once, and again once the lease ran out.
+    assert messages.take("q", 10, acked=()) == []
+    time.sleep(0.6)
+    again = messages.take("q", 10, acked=())
+    assert sorted((payload, count) for _, payload, count, _ in again) == [("m1", 2), ("m2", 2)]
+    assert messages.take("q", 10, acked=()) == []
