@@ -161,6 +161,21 @@ def main() -> None:
                 f"{figures['drain_monitored_per_s']:.0f}/s with events and Flower "
                 f"({1 - figures['drain_monitored_per_s'] / plain:.0%} less)"
             )
+            cpu = [
+                (label, figures.get(f"{prefix}_worker_cpu_ms_per_task"))
+                for label, prefix in (
+                    ("plain", "drain"),
+                    ("events", "drain_events"),
+                    ("events and Flower", "drain_monitored"),
+                )
+            ]
+            if all(value is not None for _, value in cpu):
+                flower_cpu = figures.get("drain_monitored_flower_cpu_ms_per_task", 0.0)
+                print(
+                    "  CPU per task (ms): worker "
+                    + ", ".join(f"{value:.3f} {label}" for label, value in cpu)
+                    + f"; Flower {flower_cpu:.3f}"
+                )
             if "cleaner_idle_round_ms" in figures:
                 print(
                     f"  cleaner: idle round {figures['cleaner_idle_round_ms']:.2f} ms; "

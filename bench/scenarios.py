@@ -127,6 +127,45 @@ def wait_done(worker: Worker, count: int, budget_s: float) -> list[tuple[float, 
     return worker.records()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of a process and its live descendants so far, from /proc
+    (Linux); None where there is no /proc or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
+            children = [int(child) for child in listing.read().split()]
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat (utime, stime), counted after the command name's ")".
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(filter(None, (cpu_seconds(child) for child in children)))
+
+
+def wait_done_measuring_cpu(
+    worker: Worker, count: int, budget_s: float, others: dict[str, int]
+) -> tuple[list[tuple[float, float, float]], dict[str, float]]:
+    """``wait_done``, and the CPU each process (the worker with its pool, and ``others`` by
+    name) spent per task between the first finished task and the last: start-up and shutdown
+    left out."""
+    pids = {"worker": worker.process.pid, **others}
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline and worker.finished() < 1:
+        time.sleep(0.01)
+    first_done = worker.finished()
+    at_first = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    while time.monotonic() < deadline and worker.finished() < count:
+        time.sleep(0.05)
+    done = worker.finished() - first_done
+    at_last = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    per_task: dict[str, float] = {}
+    for name in pids:
+        before, after = at_first[name], at_last[name]
+        if before is not None and after is not None and done > 0:
+            per_task[f"{name}_cpu_ms_per_task"] = (after - before) * 1000 / done
+    return worker.records(), per_task
+
+
 # -- scenarios ------------------------------------------------------------------------------
 
 
@@ -184,8 +223,9 @@ def drain_rate(
         # Measure a connected Flower, not its start-up competing for the CPU.
         _wait_for_flower(flower_process)
     worker = start_worker(broker, workdir, events=events, remote_control=remote_control)
+    others = {} if flower_process is None else {"flower": flower_process.pid}
     try:
-        records = wait_done(worker, count + 1, budget_s)
+        records, cpu = wait_done_measuring_cpu(worker, count + 1, budget_s, others)
     finally:
         worker.stop()
         if flower_process is not None:
@@ -202,7 +242,12 @@ def drain_rate(
         if remote_control
         else "drain_bare_per_s"
     )
-    return {key: len(records) / (last - first), "drained": len(records)}
+    # CPU per task under the same key's name: "drain_monitored_worker_cpu_ms_per_task", …
+    return {
+        key: len(records) / (last - first),
+        "drained": len(records),
+        **{f"{key.removesuffix('_per_s')}_{name}": value for name, value in cpu.items()},
+    }
 
 
 def _start_flower(broker: Broker, workdir: Path) -> subprocess.Popen[bytes]:
