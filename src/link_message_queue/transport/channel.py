@@ -104,7 +104,7 @@ class Channel(virtual.Channel):
             return
         self.store.put(queue, payload, priority, expires_at, connection)
         if connection is None:
-            self.connection.signal.notify_for(queue)
+            self.connection.wake_consumers_of(queue)
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any

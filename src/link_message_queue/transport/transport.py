@@ -24,8 +24,9 @@ Transport Options
 * ``lease_s``: how long a fetched message stays leased without renewal (30 s). A live consumer
   renews its leases every ``lease_renew_interval_s`` (a third of the lease); a killed one's
   messages become visible again, marked redelivered, when the lease runs out.
-* ``polling_interval``: the longest idle wait between two polls (PostgreSQL: 1 s, since
-  LISTEN/NOTIFY wakes consumers at once; elsewhere 0.25 s). ``polling_interval_min_s`` (5 ms)
+* ``polling_interval``: the longest idle wait between two polls (PostgreSQL: 2 s, since
+  LISTEN/NOTIFY wakes consumers at once; elsewhere 0.25 s; SQLite's publishers also ring the
+  consumers of other processes, see ``doorbell``). ``polling_interval_min_s`` (5 ms)
   is the first wait after a delivery; idle waits double up to the ceiling.
 * ``claim_batch_max``: most messages claimed in one round trip (100), within the QoS window.
 * ``max_message_bytes``: a larger message is refused at publish (4 MiB).
@@ -60,6 +61,7 @@ import sqlalchemy as sa
 from kombu.transport import virtual
 
 from .channel import Channel
+from .doorbell import Doorbell, DoorbellListener, doorbell_directory
 from .engines import database_url, engine_for, masked
 from .errors import SchemaMissingError
 from .leases import LeaseKeeper
@@ -137,7 +139,19 @@ class Transport(virtual.Transport):
             cleanup_interval_s=self.options.cleanup_interval_s,
             active_queues=self._active_queues,
         )
-        self._listener: PostgresListener | None = None
+        self._listener: PostgresListener | DoorbellListener | None = None
+        # SQLite: other processes' consumers are rung after each publish (see doorbell).
+        directory = (
+            doorbell_directory(str(engine.url.database), self.options.table_prefix)
+            if self.store.dialect == "sqlite"
+            else None
+        )
+        self._doorbell_directory = directory
+        self.doorbell = (
+            None
+            if directory is None
+            else Doorbell(directory, min_interval_s=self.options.polling_interval_min_s)
+        )
         self.acks = AckBuffer()
         self.transient = TransientWriter(
             self.store,
@@ -157,7 +171,14 @@ class Transport(virtual.Transport):
 
     def _wake_consumers_of(self, queues: set[str]) -> None:
         for queue in queues:
-            self.signal.notify_for(queue)
+            self.wake_consumers_of(queue)
+
+    def wake_consumers_of(self, queue: str) -> None:
+        """After a publish to ``queue`` committed: wake its consumers in this process and, on
+        SQLite, ring the other processes (PostgreSQL's NOTIFY came with the INSERT)."""
+        self.signal.notify_for(queue)
+        if self.doorbell is not None:
+            self.doorbell.ring(queue)
 
     def flush_acks(self) -> None:
         """Delete acked messages that no claim has carried yet."""
@@ -191,6 +212,8 @@ class Transport(virtual.Transport):
             if self._listener is not None:
                 self._listener.stop()
                 self._listener = None
+            if self.doorbell is not None:
+                self.doorbell.close()
 
     def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
         if include_password:
@@ -251,7 +274,16 @@ class Transport(virtual.Transport):
         return 0
 
     def _listen_once(self) -> None:
-        if self._listener is not None or self.store.dialect != "postgresql":
+        if self._listener is not None:
+            return
+        if self._doorbell_directory is not None:
+            listener = DoorbellListener(self._doorbell_directory, self.signal)
+            if listener.start():
+                self._listener = listener
+            else:
+                self._doorbell_directory = None  # warned once; polling from now on
+            return
+        if self.store.dialect != "postgresql":
             return
         if self.store.engine.dialect.driver != "psycopg":
             return  # LISTEN needs psycopg 3; other drivers poll

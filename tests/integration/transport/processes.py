@@ -68,3 +68,13 @@ def take_all(broker_url: str, queue: str, idle_s: float, results: Any) -> None:
                 break
         simple.close()
     results.put(seen)
+
+
+def receive_one(broker_url: str, queue: str, options: dict[str, Any], results: Any) -> None:
+    """Wait for one message on ``queue``; report its body and when it arrived."""
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        simple = connection.SimpleQueue(queue)
+        message = simple.get(timeout=120)
+        results.put((message.payload, time.time()))
+        message.ack()
+        simple.close()
