@@ -43,7 +43,7 @@ def doorbell_directory(database_path: str, prefix: str) -> Path | None:
     there are no Unix datagram sockets."""
     if not hasattr(socket, "AF_UNIX"):
         return None
-    key = hashlib.sha256(f"{prefix}|{os.path.abspath(database_path)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{prefix}|{os.path.realpath(database_path)}".encode()).hexdigest()[:16]
     # Short on purpose: a socket path must fit in about 100 bytes.
     return Path(tempfile.gettempdir()) / f"linkmq-{os.getuid()}-{key}"
 
