@@ -40,17 +40,38 @@ class CeleryProcess:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL if it does not end in time."""
+        self.terminate()
+        self.wait_stopped(time.monotonic() + timeout_s)
+
+    def terminate(self) -> None:
+        """Ask for a warm shutdown without waiting for it: SIGTERM to the main process only, as
+        a service manager should (systemd's KillMode=mixed); it stops its pool itself. A
+        SIGTERM to the pool children as well can leave billiard's task-queue lock held by a
+        dead child, and the worker then hangs at exit."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait for the process to end until ``deadline`` (monotonic), then SIGKILL it."""
+        try:
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
         self._log.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def stop_all(processes: list[CeleryProcess], timeout_s: float = 15.0) -> None:
+    """Stop every process at once: a Celery warm shutdown takes seconds (the pool's threads,
+    Celery's timer), and waiting for each in turn adds them up."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.wait_stopped(deadline)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

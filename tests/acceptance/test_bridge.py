@@ -22,7 +22,7 @@ from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 
 from .bridge_config import HANDLER, NODE, handled, metadata
-from .processes import REPO, CeleryProcess, wait_for
+from .processes import REPO, CeleryProcess, stop_all, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -67,8 +67,7 @@ def celery(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[...
         return process
 
     yield start
-    for process in started:
-        process.stop()
+    stop_all(started)
 
 
 def _dispatch(environment: dict[str, str], count: int, sleep_s: float) -> None:

@@ -22,7 +22,7 @@ from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 
-from .processes import REPO, CeleryProcess, wait_for
+from .processes import REPO, CeleryProcess, stop_all, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -68,13 +68,18 @@ def worker(broker_url: str, tmp_path: Path) -> Iterator[CeleryProcess]:
     process.stop()
 
 
+# Celery's default time-out for inspect and control replies: every call here must answer
+# within it (and each call collects replies for that long).
+REPLY_TIMEOUT_S = 1.0
+
+
 def _ping(client: Celery) -> dict[str, Any]:
-    return client.control.inspect(timeout=2.0).ping() or {}
+    return client.control.inspect(timeout=REPLY_TIMEOUT_S).ping() or {}
 
 
 def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryProcess) -> None:
     wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
-    inspect = client.control.inspect(timeout=3.0)
+    inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
 
     (name,) = _ping(client)
     assert name.startswith("monitored-")
@@ -85,15 +90,15 @@ def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryPr
     assert inspect.reserved()[name] == []
     assert inspect.scheduled()[name] == []
 
-    replies = client.control.rate_limit("crash.work", "100/s", reply=True, timeout=3.0)
+    replies = client.control.rate_limit("crash.work", "100/s", reply=True, timeout=REPLY_TIMEOUT_S)
     assert replies
     assert "ok" in replies[0][name]
-    replies = client.control.add_consumer("extra", reply=True, timeout=3.0)
+    replies = client.control.add_consumer("extra", reply=True, timeout=REPLY_TIMEOUT_S)
     assert "ok" in replies[0][name]
     wait_for(
         lambda: "extra" in {q["name"] for q in inspect.active_queues()[name]}, 10, "the new queue"
     )
-    replies = client.control.cancel_consumer("extra", reply=True, timeout=3.0)
+    replies = client.control.cancel_consumer("extra", reply=True, timeout=REPLY_TIMEOUT_S)
     assert "ok" in replies[0][name]
 
     client.control.broadcast("shutdown")
@@ -108,8 +113,9 @@ def test_monitoring__revoke_reaches_the_worker(
     client.control.revoke(result.id)
 
     (name,) = _ping(client)
+    inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
     wait_for(
-        lambda: result.id in (client.control.inspect(timeout=2.0).revoked() or {}).get(name, []),
+        lambda: result.id in (inspect.revoked() or {}).get(name, []),
         20,
         "the revoke to reach the worker",
     )
@@ -307,17 +313,17 @@ def test_monitoring__two_workers_pool_control_broadcast_revoke_and_celery_status
     ]
     try:
         wait_for(lambda: len(_ping(client)) == 2, 90, "both workers to answer ping")
-        inspect = client.control.inspect(timeout=5.0)
+        inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
         nodes = sorted(_ping(client))
 
         def pool_sizes() -> dict[str, int]:
             stats = inspect.stats() or {}
             return {node: len(stats[node]["pool"]["processes"]) for node in stats}
 
-        replies = client.control.pool_grow(1, reply=True, timeout=5.0)
+        replies = client.control.pool_grow(1, reply=True, timeout=REPLY_TIMEOUT_S)
         assert {name for reply in replies for name in reply} == set(nodes)
         wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 2), 30, "both pools to grow")
-        client.control.pool_shrink(1, reply=True, timeout=5.0)
+        client.control.pool_shrink(1, reply=True, timeout=REPLY_TIMEOUT_S)
         wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 1), 30, "both pools to shrink")
 
         revoked_id = str(uuid.uuid4())
@@ -345,5 +351,4 @@ def test_monitoring__two_workers_pool_control_broadcast_revoke_and_celery_status
         for node in nodes:
             assert node in status.stdout
     finally:
-        for worker_process in workers:
-            worker_process.stop()
+        stop_all(workers)
