@@ -28,14 +28,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .rows import PendingRow
+from .rows import INSERT_COLUMNS, PendingRow
 
 # One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
 _ROWS_PER_INSERT = 1000
 # How long a taken (no-ack) row stays leased before its DELETE: only a process that dies in
 # between leaves it, and then it is delivered again.
 _TAKE_LEASE_S = 60.0
-_COLUMNS = "queue, priority, payload, created_at, visible_at, expires_at, delivery_count"
+_COLUMNS = ", ".join(INSERT_COLUMNS)
 
 Row = tuple[int, str, int, int]  # id, payload, delivery_count, priority
 
@@ -147,17 +147,11 @@ class SqliteMessages:
         return deleted
 
     def _insert_many(self, rows: Sequence[PendingRow]) -> tuple[str, tuple[Any, ...]]:
-        values = ",".join(["(?, ?, ?, ?, ?, ?, 0)"] * len(rows))
+        placeholders = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
+        values = ",".join([placeholders] * len(rows))
         parameters: list[Any] = []
         for row in rows:
-            parameters += (
-                row.queue,
-                row.priority,
-                row.payload,
-                row.created_at,
-                row.created_at,
-                row.expires_at,
-            )
+            parameters += row.values()
         return f"INSERT INTO {self._table} ({_COLUMNS}) VALUES {values}", tuple(parameters)
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:

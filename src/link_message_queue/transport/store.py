@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .engines import read_only
 from .errors import TransportError
-from .rows import ClaimedRow, PendingRow
+from .rows import INSERT_COLUMNS, ClaimedRow, PendingRow
 from .schema import QueueTables
 from .sqlite_messages import SqliteMessages
 
@@ -70,10 +70,7 @@ class MessageStore:
                 "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count, m.priority"
             )
-            self._copy_sql = (
-                f"COPY {table} (queue, priority, payload, created_at, visible_at, expires_at, "
-                "delivery_count) FROM STDIN"
-            )
+            self._copy_sql = f"COPY {table} ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
             self._take_sql: sa.TextClause | None = sa.text(
                 acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
@@ -282,18 +279,7 @@ class MessageStore:
         if self._sqlite is not None:
             self._sqlite.put_many(rows)
             return
-        values = [
-            {
-                "queue": row.queue,
-                "priority": row.priority,
-                "payload": row.payload,
-                "created_at": row.created_at,
-                "visible_at": row.created_at,
-                "expires_at": row.expires_at,
-                "delivery_count": 0,
-            }
-            for row in rows
-        ]
+        values = [dict(zip(INSERT_COLUMNS, row.values(), strict=True)) for row in rows]
         with self.engine.begin() as connection:
             connection.execute(sa.insert(self.tables.message), values)
             if self.dialect == "postgresql":
@@ -310,17 +296,7 @@ class MessageStore:
             with driver.cursor() as cursor:
                 with cursor.copy(self._copy_sql) as copy:
                     for row in rows:
-                        copy.write_row(
-                            (
-                                row.queue,
-                                row.priority,
-                                row.payload,
-                                row.created_at,
-                                row.created_at,
-                                row.expires_at,
-                                0,
-                            )
-                        )
+                        copy.write_row(row.values())
                 for queue in sorted({row.queue for row in rows}):
                     cursor.execute("SELECT pg_notify(%s, %s)", (self.tables.notify_channel, queue))
 
