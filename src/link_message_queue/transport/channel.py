@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
+from .after_commit import wake_after_commit
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
 from .rows import ClaimedRow, PendingRow
@@ -105,6 +106,10 @@ class Channel(virtual.Channel):
         self.store.put(queue, payload, priority, expires_at, connection)
         if connection is None:
             self.connection.wake_consumers_of(queue)
+        elif self.store.dialect != "postgresql":
+            # Inside publish_on(): wake once the caller's transaction has committed
+            # (PostgreSQL's NOTIFY is delivered on commit by itself).
+            wake_after_commit(connection, queue, self.connection.wake_consumers_of)
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any

@@ -1,20 +1,26 @@
 """SQLite's cross-process wake-up (doorbell): a publish in one process wakes a consumer that
 waits in another at once, not at its next poll; stale sockets of killed consumers are removed;
-rings of one queue are spaced."""
+rings of one queue are spaced; a publish inside the caller's transaction rings when it
+commits, and not at all when it rolls back."""
 
 from __future__ import annotations
 
 import multiprocessing
 import socket
 import time
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import kombu
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.transport import publish_on
 from link_message_queue.transport.doorbell import Doorbell, doorbell_directory
 
 from . import processes
@@ -30,17 +36,16 @@ def _directory(sqlite_url: str) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("delivery_mode", [2, 1], ids=["persistent", "transient"])
-def test_doorbell__a_publish_wakes_a_consumer_in_another_process_at_once(
-    sqlite_url: str, delivery_mode: int
-) -> None:
-    broker_url = "linkmq+" + sqlite_url
-    directory = _directory(sqlite_url)
+@contextmanager
+def _slow_polling_consumer(broker_url: str, queue: str) -> Iterator[Any]:
+    """A consumer in another process that polls every 60 s, ready and past its first poll;
+    yields the queue on which it reports ``(payload, arrival time)``."""
+    directory = _directory(broker_url.removeprefix("linkmq+"))
     with kombu.Connection(broker_url) as connection:
-        connection.SimpleQueue("rung").close()  # tables and queue in place
+        connection.SimpleQueue(queue).close()  # tables and queue in place
     results = spawn.Queue()
     consumer = spawn.Process(
-        target=processes.receive_one, args=(broker_url, "rung", SLOW_POLLS, results)
+        target=processes.receive_one, args=(broker_url, queue, SLOW_POLLS, results)
     )
     consumer.start()
     try:
@@ -49,22 +54,119 @@ def test_doorbell__a_publish_wakes_a_consumer_in_another_process_at_once(
             assert time.monotonic() < deadline, "the consumer never listened"
             time.sleep(0.05)
         time.sleep(0.5)  # its first poll (at start) is over: the next is 60 s away
+        yield results
+    finally:
+        consumer.join(timeout=10)
+        if consumer.is_alive():
+            consumer.kill()
+    assert consumer.exitcode == 0
+    assert not directory.exists(), "the last consumer to close left its socket or directory"
 
+
+@pytest.mark.parametrize("delivery_mode", [2, 1], ids=["persistent", "transient"])
+def test_doorbell__a_publish_wakes_a_consumer_in_another_process_at_once(
+    sqlite_url: str, delivery_mode: int
+) -> None:
+    broker_url = "linkmq+" + sqlite_url
+    with _slow_polling_consumer(broker_url, "rung") as results:
         with kombu.Connection(broker_url) as connection:
             published_at = time.time()
             connection.Producer().publish(
                 "ring", routing_key="rung", delivery_mode=delivery_mode, serializer="json"
             )
             payload, arrived_at = results.get(timeout=30)
-    finally:
-        consumer.join(timeout=10)
-        if consumer.is_alive():
-            consumer.kill()
     assert payload == "ring"
     # Transient messages are written by a batching thread, at most 50 ms later.
     assert arrived_at - published_at < 2.0
-    assert consumer.exitcode == 0
-    assert not directory.exists(), "the last consumer to close left its socket or directory"
+
+
+def _commit_with_engine_begin(engine: sa.Engine, publish: Callable[[], None]) -> None:
+    with engine.begin() as connection, publish_on(connection):
+        publish()
+
+
+def _commit_with_a_session(engine: sa.Engine, publish: Callable[[], None]) -> None:
+    with Session(engine) as session:
+        with publish_on(session):
+            publish()
+        session.commit()
+
+
+def _commit_and_keep_the_connection(engine: sa.Engine, publish: Callable[[], None]) -> None:
+    connection = engine.connect()
+    with publish_on(connection):
+        publish()
+    connection.commit()
+    connection.execute(sa.text("SELECT 1"))  # its next transaction begins: the commit is over
+    time.sleep(2.5)  # kept open past the assertion's bound, so the close cannot be what rang
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    "commit",
+    [_commit_with_engine_begin, _commit_with_a_session, _commit_and_keep_the_connection],
+    ids=["engine.begin", "session", "kept-connection"],
+)
+def test_doorbell__a_publish_inside_publish_on_wakes_the_consumer_when_it_commits(
+    sqlite_url: str, commit: Callable[[sa.Engine, Callable[[], None]], None]
+) -> None:
+    broker_url = "linkmq+" + sqlite_url
+    engine = sa.create_engine(sqlite_url)
+    with _slow_polling_consumer(broker_url, "rung") as results:
+        with kombu.Connection(broker_url) as connection:
+            producer = connection.Producer()
+            commit(
+                engine,
+                lambda: producer.publish("in a transaction", routing_key="rung", serializer="json"),
+            )
+            committed_at = time.time()
+            payload, arrived_at = results.get(timeout=30)
+    engine.dispose()
+    assert payload == "in a transaction"
+    # The commit's wake-up came at once (the consumer's next poll is 60 s away); a kept
+    # connection rings when its next transaction begins, before ``committed_at``.
+    assert arrived_at - committed_at < 2.0
+
+
+def _publish_then_fail(engine: sa.Engine, producer: kombu.Producer) -> None:
+    with engine.begin() as caller, publish_on(caller):
+        producer.publish("dropped", routing_key="orders", serializer="json")
+        raise RuntimeError("the caller's work failed")
+
+
+def test_doorbell__a_rolled_back_publish_rings_nobody_and_a_committed_one_rings_once(
+    sqlite_url: str,
+) -> None:
+    broker_url = "linkmq+" + sqlite_url
+    with kombu.Connection(broker_url) as connection:
+        connection.SimpleQueue("orders").close()
+    directory = _directory(sqlite_url)
+    directory.mkdir(mode=0o700)
+    engine = sa.create_engine(sqlite_url)
+    with closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as listener:
+        listener.bind(str(directory / "999999999-listener"))
+        listener.settimeout(0.5)
+        with kombu.Connection(broker_url) as connection:
+            producer = connection.Producer()
+            with pytest.raises(RuntimeError, match="the caller's work failed"):
+                _publish_then_fail(engine, producer)
+            with pytest.raises(TimeoutError):
+                listener.recv(1024)
+
+            _commit_with_engine_begin(
+                engine, lambda: producer.publish("kept", routing_key="orders", serializer="json")
+            )
+            assert listener.recv(1024) == b"orders"
+            with pytest.raises(TimeoutError):
+                listener.recv(1024)
+            with kombu.Connection(broker_url) as reader:
+                simple = reader.SimpleQueue("orders")
+                assert simple.get(timeout=5).payload == "kept"
+                assert simple.qsize() == 0
+                simple.close()
+    engine.dispose()
+    (directory / "999999999-listener").unlink()
+    directory.rmdir()
 
 
 def test_doorbell__a_killed_consumers_socket_is_removed_and_the_others_still_rung(

@@ -1,0 +1,102 @@
+"""Wake-ups for messages published inside a caller's transaction (``publish_on``): sent once
+that transaction has committed, never for one that rolled back.
+
+PostgreSQL needs none of this (its NOTIFY is delivered on commit). Elsewhere a consumer woken
+before the commit would find nothing and sleep until its next poll, and SQLAlchemy's Core has
+no after-commit event: its ``commit`` event fires just before the database commits. So a commit
+only marks the transaction's queues as due, and they are woken at the first sign that the
+commit is over: the connection begins its next transaction, or goes back to the pool (which
+``with engine.begin()`` blocks and a Session's ``commit()`` both do at once). A connection kept
+open and idle after its commit leaves its consumers to their next poll."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+logger = logging.getLogger(__name__)
+
+Wake = Callable[[str], None]
+_KEY = "linkmq_after_commit"
+
+
+@dataclass
+class _Due:
+    """Per database connection: (wake, queue) pairs of the open and of the committed
+    transaction."""
+
+    uncommitted: set[tuple[Wake, str]] = field(default_factory=set)
+    committed: set[tuple[Wake, str]] = field(default_factory=set)
+
+
+_listened: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+_listen_lock = threading.Lock()
+
+
+def wake_after_commit(connection: sa.Connection, queue: str, wake: Wake) -> None:
+    """Call ``wake(queue)`` once ``connection``'s current transaction has committed."""
+    _listen(connection.engine)
+    due = connection.info.setdefault(_KEY, _Due())
+    due.uncommitted.add((wake, queue))
+
+
+def _listen(engine: sa.Engine) -> None:
+    with _listen_lock:
+        if engine in _listened:
+            return
+        event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "rollback", _on_rollback)
+        event.listen(engine, "begin", _on_begin)
+        event.listen(engine, "checkin", _on_checkin)
+        _listened.add(engine)
+
+
+def _on_commit(connection: sa.Connection) -> None:
+    due: _Due | None = connection.info.get(_KEY)
+    if due is not None:
+        due.committed |= due.uncommitted
+        due.uncommitted.clear()
+
+
+def _on_rollback(connection: sa.Connection) -> None:
+    due: _Due | None = connection.info.get(_KEY)
+    if due is not None:
+        due.uncommitted.clear()
+
+
+def _on_begin(connection: sa.Connection) -> None:
+    # A new transaction: the previous one's commit is over.
+    due: _Due | None = connection.info.get(_KEY)
+    if due is not None:
+        _wake_committed(due)
+
+
+def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+    due: _Due | None = record.info.pop(_KEY, None) if record is not None else None
+    if due is not None:
+        # Anything not committed by now was rolled back when the connection was returned.
+        _wake_committed(due)
+
+
+def _wake_committed(due: _Due) -> None:
+    woken, due.committed = due.committed, set()
+    for wake, queue in woken:
+        try:
+            wake(queue)
+        except Exception as exc:
+            # The commit stands; the consumers find the message at their next poll.
+            logger.warning(
+                "could not wake the consumers of %s after a commit (%s: %s); they find the "
+                "message at their next poll",
+                queue,
+                type(exc).__name__,
+                exc,
+                extra={"action": "wake", "queue": queue},
+            )
