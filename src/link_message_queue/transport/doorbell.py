@@ -5,7 +5,9 @@ socket; the consumer's listener thread turns it into a wake-up for that queue.
 The sockets live in a directory of their own per database file and user (``linkmq-<uid>-<hash>``
 in the temporary directory, mode 0700; SQLite is a local file, so every process using it is on
 this machine). A ring is a hint only: a consumer still polls, so a lost datagram (a full socket
-buffer, a listener not yet listed) costs at most the poll interval. Rings of one queue are
+buffer, a listener not yet listed) costs at most the poll interval. A publisher lists the
+sockets again whenever the directory's modification time moves, so a consumer that starts
+listening is rung from the next publish on. Rings of one queue are
 spaced at least ``min_interval_s`` apart: a consumer that was rung polls again within that time
 after a delivery anyway, and a busy publisher must not wake every consumer per message.
 Where Unix datagram sockets are missing (Windows), consumers only poll.
@@ -30,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How long the listener blocks in one wait; bounds how fast it stops.
 _RECEIVE_WAIT_S = 0.5
-# How long a publisher trusts its list of listening sockets; a new consumer is rung after this.
+# A publisher lists the listening sockets again when the directory changes (a consumer came or
+# went); this bounds how long it trusts a listing whose change the directory's time missed.
 _LISTING_TTL_S = 1.0
 _MAX_QUEUE_NAME_BYTES = 1024
 # Rung queues remembered for spacing; past this many (reply queues are one per client) the
@@ -143,6 +146,7 @@ class Doorbell:
         self._socket: socket.socket | None = None
         self._listeners: list[str] = []
         self._listed_at = float("-inf")
+        self._listed_version: int | None = None
         self._rung_at: dict[str, float] = {}
 
     def ring(self, queue: str) -> None:
@@ -154,9 +158,12 @@ class Doorbell:
                 horizon = now - self._min_interval_s
                 self._rung_at = {q: at for q, at in self._rung_at.items() if at > horizon}
             self._rung_at[queue] = now
-            if now - self._listed_at > _LISTING_TTL_S:
+            version = self._directory_version()
+            if version != self._listed_version or now - self._listed_at > _LISTING_TTL_S:
+                # Read the version before listing: a change while listing is seen next time.
                 self._listeners = self._list()
                 self._listed_at = now
+                self._listed_version = version
             if not self._listeners:
                 return
             if self._socket is None:
@@ -174,6 +181,13 @@ class Doorbell:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
+
+    def _directory_version(self) -> int | None:
+        # One stat(): a socket bound or removed in the directory changes its modification time.
+        try:
+            return os.stat(self._directory).st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def _list(self) -> list[str]:
         own = f"{os.getpid()}-"

@@ -190,6 +190,23 @@ def test_doorbell__a_killed_consumers_socket_is_removed_and_the_others_still_run
         doorbell.close()
 
 
+def test_doorbell__a_consumer_that_starts_listening_is_rung_by_the_next_publish(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "bells"
+    directory.mkdir()
+    doorbell = Doorbell(directory, min_interval_s=0.0)
+    doorbell.ring("orders")  # nobody listens yet: the publisher's listing is empty
+    with closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as listener:
+        listener.bind(str(directory / "999999999-late"))
+        listener.settimeout(0.3)
+
+        doorbell.ring("orders")  # well within the listing's 1 s lifetime
+
+        assert listener.recv(1024) == b"orders"
+    doorbell.close()
+
+
 def test_doorbell__rings_of_one_queue_are_spaced_and_other_queues_rung_meanwhile(
     tmp_path: Path,
 ) -> None:
