@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import closing
+from typing import Any
 
 import kombu
 import pytest
@@ -76,3 +78,36 @@ def test_status__lists_the_workflow_queue_before_anything_was_published_to_it(
         "oldest_age_s": None,
         "consumed": False,
     }
+
+
+def _listed_consumers(capsys: pytest.CaptureFixture[str]) -> Any:
+    assert main(["status", "--json"]) == 0
+    return {
+        consumer["owner"]: consumer["queues"]
+        for consumer in json.loads(capsys.readouterr().out)["consumers"]
+    }
+
+
+def test_status__a_connection_that_stopped_consuming_is_no_longer_listed_as_a_consumer(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As Flower's pooled connections after an inspect call: consumed a reply queue, stay open.
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
+    options = {"lease_renew_interval_s": 0.1}  # the keeper's round, 2 s by default
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        owner = connection.default_channel.leases.owner
+        queue = connection.SimpleQueue("replies")
+        queue.put("reply")
+        queue.get(timeout=5).ack()
+        deadline = time.monotonic() + 10
+        while owner not in _listed_consumers(capsys):
+            assert time.monotonic() < deadline, "the consumer was never listed"
+            time.sleep(0.1)
+        assert _listed_consumers(capsys)[owner] == ["replies"]
+
+        queue.consumer.cancel()  # stops consuming; the connection stays open
+        deadline = time.monotonic() + 10
+        while owner in _listed_consumers(capsys):
+            assert time.monotonic() < deadline, "the idle connection is still listed"
+            time.sleep(0.1)
+        queue.close()

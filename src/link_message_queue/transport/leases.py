@@ -38,6 +38,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listed = False  # whether the live-consumer list has this owner
 
     def hold(self, ids: Iterable[int]) -> None:
         with self._lock:
@@ -112,6 +113,19 @@ class LeaseKeeper:
                 self._thread = threading.Thread(target=self._run, name="linkmq-leases", daemon=True)
                 self._thread.start()
 
+    def _say_alive(self) -> None:
+        """List this owner as a live consumer with its queues (which keeps them from expiring)
+        while it consumes or holds messages. A connection that stopped consuming and stays
+        open in a pool (e.g. a client that collected replies on a reply queue) is no consumer:
+        it leaves the list."""
+        queues = self._active_queues()
+        if queues or self.held():
+            self.store.heartbeat(self.owner, queues)
+            self._listed = True
+        elif self._listed:
+            self.store.forget_consumer(self.owner)
+            self._listed = False
+
     def _run(self) -> None:
         next_cleanup = time.monotonic()
         # Queues in use are touched at least every TOUCH_INTERVAL_S, well inside the shortest
@@ -120,7 +134,7 @@ class LeaseKeeper:
         while not self._stopping.wait(period_s):
             try:
                 self.renew_now()
-                self.store.heartbeat(self.owner, self._active_queues())
+                self._say_alive()
                 if time.monotonic() >= next_cleanup:
                     next_cleanup = time.monotonic() + self._cleanup_interval_s
                     self.clean()
