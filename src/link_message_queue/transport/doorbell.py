@@ -7,9 +7,9 @@ in the temporary directory, mode 0700; SQLite is a local file, so every process 
 this machine). A ring is a hint only: a consumer still polls, so a lost datagram (a full socket
 buffer, a listener not yet listed) costs at most the poll interval. A publisher lists the
 sockets again whenever the directory's modification time moves, so a consumer that starts
-listening is rung from the next publish on. Rings of one queue are
-spaced at least ``min_interval_s`` apart: a consumer that was rung polls again within that time
-after a delivery anyway, and a busy publisher must not wake every consumer per message.
+listening is rung from the next publish on. Rings of one queue are spaced at least
+``min_interval_s`` apart: a consumer that was rung polls again within that time after a
+delivery anyway, and a busy publisher must not wake every consumer per message.
 Where Unix datagram sockets are missing (Windows), consumers only poll.
 """
 
