@@ -186,8 +186,8 @@ class Doorbell:
         # One stat(): a socket bound or removed in the directory changes its modification time.
         try:
             return os.stat(self._directory).st_mtime_ns
-        except FileNotFoundError:
-            return None
+        except OSError:
+            return None  # missing (nobody listened yet) or unusable: _list() says which
 
     def _list(self) -> list[str]:
         own = f"{os.getpid()}-"
@@ -197,6 +197,16 @@ class Doorbell:
             ]
         except FileNotFoundError:
             return []  # no consumer has listened on this database yet
+        except OSError as exc:
+            # The publish has committed: it must not fail for a hint; consumers poll instead.
+            logger.warning(
+                "cannot list the consumers to wake in %s (%s: %s); they poll instead",
+                self._directory,
+                type(exc).__name__,
+                exc,
+                extra={"action": "listen"},
+            )
+            return []
 
     def _unreachable(self, path: str, exc: OSError) -> None:
         if exc.errno in (errno.EAGAIN, errno.ENOBUFS):

@@ -5,6 +5,7 @@ commits, and not at all when it rolls back."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import socket
 import time
@@ -229,3 +230,28 @@ def test_doorbell__rings_of_one_queue_are_spaced_and_other_queues_rung_meanwhile
         assert first == [b"busy", b"other"]
         assert listener.recv(1024) == b"busy"
         doorbell.close()
+
+
+def test_doorbell__a_publish_whose_ring_fails_is_still_written_and_the_failure_logged(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker_url = "linkmq+" + sqlite_url
+    directory = _directory(sqlite_url)
+    directory.write_text("something else took the sockets' directory path")
+    engine = sa.create_engine(sqlite_url)
+    with caplog.at_level(logging.WARNING), kombu.Connection(broker_url) as connection:
+        simple = connection.SimpleQueue("orders")
+        producer = connection.Producer()
+
+        producer.publish("plain", routing_key="orders", serializer="json")
+        _commit_with_engine_begin(
+            engine,
+            lambda: producer.publish("in a transaction", routing_key="orders", serializer="json"),
+        )
+
+        received = [simple.get(timeout=5).payload for _ in range(2)]
+        simple.close()
+    engine.dispose()
+    directory.unlink()
+    assert received == ["plain", "in a transaction"]
+    assert "cannot list the consumers to wake" in caplog.text
