@@ -9,7 +9,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -17,6 +17,8 @@ from sqlalchemy.engine import URL, make_url
 
 from .errors import DriverMissingError, TransportOptionError
 from .options import TransportOptions
+
+_T = TypeVar("_T")
 
 # Execution option marking read-only work, which must not take SQLite's write lock.
 READ_ONLY_OPTION = "linkmq_read_only"
@@ -133,7 +135,15 @@ def _create_engine(url: URL, options: TransportOptions) -> sa.Engine:
     return _translating_driver_errors(url, lambda: _create_configured_engine(url, options))
 
 
-def _translating_driver_errors(url: URL, create: Callable[[], sa.Engine]) -> sa.Engine:
+def require_driver(url: str) -> None:
+    """Check that the driver of ``url`` (a SQLAlchemy URL, as after ``linkmq+``) can be imported,
+    without connecting. Raises ``DriverMissingError`` saying what to install, or
+    ``TransportOptionError`` for a database SQLAlchemy does not know."""
+    parsed = database_url(url)
+    _translating_driver_errors(parsed, lambda: parsed.get_dialect().import_dbapi())
+
+
+def _translating_driver_errors(url: URL, create: Callable[[], _T]) -> _T:
     """``create()``, with a missing driver or an unknown dialect explained: what to install."""
     try:
         return create()
