@@ -30,6 +30,10 @@ DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
     "mysql": ("pymysql", "mysql"),
     "mariadb": ("pymysql", "mysql"),
 }
+_SUPPORTED = (
+    "sqlite:///file.db, postgresql+psycopg://… (pip install 'link-message-queue[postgres]') "
+    "and mysql+pymysql://… (pip install 'link-message-queue[mysql]')"
+)
 
 _engines: dict[tuple[int, str], sa.Engine] = {}
 _engines_lock = threading.Lock()
@@ -154,12 +158,6 @@ def _translating_driver_errors(url: URL, create: Callable[[], _T]) -> _T:
             f"SQLAlchemy knows no database {url.drivername!r} ({masked(url)}); "
             f"link-message-queue runs on {_SUPPORTED}"
         ) from exc
-
-
-_SUPPORTED = (
-    "sqlite:///file.db, postgresql+psycopg://… (pip install 'link-message-queue[postgres]') "
-    "and mysql+pymysql://… (pip install 'link-message-queue[mysql]')"
-)
 
 
 def _driver_missing_message(url: URL, exc: ImportError) -> str:
