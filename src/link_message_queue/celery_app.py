@@ -10,7 +10,7 @@ import importlib.util
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from .bridge.errors import RetryLaterError
 from .bridge.runtime import Runtime, build_runtime
@@ -19,6 +19,8 @@ from .celery_config import celery_config
 from .messages import TickOccurred
 from .settings import Settings
 from .task_events import GroupedTaskEvents
+from .transport import DriverMissingError
+from .transport.engines import require_driver
 
 app = Celery("link_message_queue")
 _config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")
@@ -29,6 +31,22 @@ else:
 # Task events (celery worker -E) in groups: one message per group of events instead of one per
 # event, and far less work in the worker's main process.
 app.steps["consumer"].add(GroupedTaskEvents)
+
+
+@signals.celeryd_init.connect
+def _require_database_drivers(**_: Any) -> None:
+    """Before the worker opens its broker connection: a database driver that is not installed
+    ends start-up with what to install, instead of a traceback from inside kombu."""
+    urls = [Settings.from_env().database_url]
+    broker_url = str(app.conf.broker_url or "")
+    if broker_url.startswith("linkmq+"):
+        urls.append(broker_url.removeprefix("linkmq+"))
+    try:
+        for url in urls:
+            require_driver(url)
+    except DriverMissingError as exc:
+        raise SystemExit(f"link-mq worker: {exc}") from None
+
 
 _runtime: Runtime | None = None
 _runtime_pid: int | None = None

@@ -30,6 +30,7 @@ from .settings import Settings, SettingsError
 from .status import read_status, render
 from .transport import TransportError, upgrade
 from .transport.engines import engine_for, masked
+from .transport.migrate import ensure_schema
 from .transport.options import TransportOptions
 from .transport.schema import queue_tables
 
@@ -154,11 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # argparse guards this
 
 
-def _engine(settings: Settings) -> sa.Engine:
-    """The application database's engine; the embedded default creates its tables on use."""
+def _engine(settings: Settings, *, require_schema: bool = True) -> sa.Engine:
+    """The application database's engine, its tables checked as a worker checks them: the
+    embedded SQLite default creates them on use; elsewhere (with ``require_schema``, which
+    connects) a missing schema says to run ``link-mq db upgrade``."""
     engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
-    if engine.dialect.name == "sqlite":
-        upgrade(engine, settings.table_prefix)
+    if require_schema or engine.dialect.name == "sqlite":
+        ensure_schema(engine, settings.table_prefix)
     return engine
 
 
@@ -177,7 +180,7 @@ def _db_upgrade(database_url: str, settings: Settings) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    engine = _engine(settings)
     tables = queue_tables(settings.table_prefix)
     while True:
         current = read_status(engine, tables, always_listed=[settings.queue])
@@ -263,12 +266,13 @@ def _relay(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _metrics(settings: Settings, args: argparse.Namespace) -> int:
-    engine = _engine(settings)
     tables = queue_tables(settings.table_prefix)
     if args.serve:
+        # An exporter starts whatever the database's state: a scrape it cannot answer is a 503.
+        engine = _engine(settings, require_schema=False)
         serve(engine, tables, args.address, args.port, always_listed=[settings.queue])
     else:
-        print(render_metrics(engine, tables, always_listed=[settings.queue]), end="")
+        print(render_metrics(_engine(settings), tables, always_listed=[settings.queue]), end="")
     return 0
 
 

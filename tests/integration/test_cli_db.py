@@ -25,3 +25,27 @@ def test_cli_db_upgrade__creates_the_tables_and_is_idempotent(
         )
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("command", [["status"], ["metrics"], ["dead-letters", "list"]])
+def test_cli__reading_an_unmigrated_database_says_to_run_db_upgrade(
+    database_url: str,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The worker's check: SQLite (the embedded default) creates the tables, elsewhere the
+    # command says what to run instead of "relation … does not exist".
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", database_url)
+    monkeypatch.setenv("LINK_MQ_TABLE_PREFIX", "unmigrated_")
+
+    code = main(command)
+
+    err = capsys.readouterr().err
+    if database_url.startswith("sqlite"):
+        assert (code, err) == (0, "")
+    else:
+        assert code == 2
+        assert "has no queue tables under prefix 'unmigrated_'" in err
+        assert "run `link-mq db upgrade`" in err
+        assert "does not exist" not in err

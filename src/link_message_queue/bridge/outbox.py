@@ -22,6 +22,7 @@ from ..transport.errors import PublishRefusedError
 from ..transport.options import DEFAULT_MAX_MESSAGE_BYTES
 from ..transport.schema import QueueTables
 from ..transport.store import MessageStore
+from ..transport.transactional import writing_in
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class Outbox:
             "retries": retries,
         }
         if connection is not None:
-            connection.execute(sa.insert(self.table).values(**row))
+            with writing_in(connection):
+                connection.execute(sa.insert(self.table).values(**row))
             return
         with self.engine.begin() as own:
             own.execute(sa.insert(self.table).values(**row))

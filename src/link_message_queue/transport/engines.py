@@ -1,25 +1,45 @@
 """SQLAlchemy engines for the transport: one per database and process, never shared with a
-forked child (Celery's prefork pool), configured per dialect."""
+forked child (Celery's prefork pool), configured per dialect; and the same SQLite set-up for
+an application's own engine (``sqlite_engine``, ``configure_sqlite_engine``)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import threading
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
-from .errors import TransportOptionError
+from .errors import DriverMissingError, TransportOptionError
 from .options import TransportOptions
+
+_T = TypeVar("_T")
 
 # Execution option marking read-only work, which must not take SQLite's write lock.
 READ_ONLY_OPTION = "linkmq_read_only"
 
+# The driver each database is used with, and the extra that installs it
+# (``pip install 'link-message-queue[<extra>]'``). SQLite's driver comes with Python.
+DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
+    "postgresql": ("psycopg", "postgres"),
+    "mysql": ("pymysql", "mysql"),
+    "mariadb": ("pymysql", "mysql"),
+}
+_SUPPORTED = (
+    "sqlite:///file.db, postgresql+psycopg://… (pip install 'link-message-queue[postgres]') "
+    "and mysql+pymysql://… (pip install 'link-message-queue[mysql]')"
+)
+
 _engines: dict[tuple[int, str], sa.Engine] = {}
 _engines_lock = threading.Lock()
+# Engines whose SQLite connections are set up here (transport's or an application's).
+_sqlite_configured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+_sqlite_configured_lock = threading.Lock()
 
 
 def database_url(url: str) -> URL:
@@ -64,7 +84,96 @@ def engine_for(url: str, options: TransportOptions) -> sa.Engine:
         return engine
 
 
+def sqlite_engine(
+    url: str | URL,
+    *,
+    busy_timeout_s: float = TransportOptions.busy_timeout_s,
+    synchronous: str = TransportOptions.sqlite_synchronous,
+    **engine_options: Any,
+) -> sa.Engine:
+    """An application engine for a SQLite file that a ``linkmq+`` worker shares: every
+    transaction begins ``BEGIN IMMEDIATE`` (see ``configure_sqlite_engine``). ``url`` is a
+    SQLAlchemy URL (``sqlite:///app.db``); ``engine_options`` go to ``sa.create_engine``.
+
+    Raises ``TransportOptionError`` for a URL that is not a SQLite file."""
+    parsed = database_url(url if isinstance(url, str) else url.render_as_string(False))
+    if parsed.get_backend_name() != "sqlite":
+        raise TransportOptionError(
+            f"sqlite_engine() is for SQLite files, not {masked(parsed)}: "
+            "create other databases' engines with sqlalchemy.create_engine"
+        )
+    engine = _translating_driver_errors(parsed, lambda: sa.create_engine(parsed, **engine_options))
+    configure_sqlite_engine(engine, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+    return engine
+
+
+def configure_sqlite_engine(
+    engine: sa.Engine,
+    *,
+    busy_timeout_s: float = TransportOptions.busy_timeout_s,
+    synchronous: str = TransportOptions.sqlite_synchronous,
+) -> sa.Engine:
+    """Set up ``engine`` (SQLite) as the transport sets up its own, before its first connection:
+    WAL, ``busy_timeout_s`` of waiting for the write lock, ``synchronous``, and transactions
+    that begin ``BEGIN IMMEDIATE``. Returns ``engine``; configuring it twice changes nothing.
+
+    Why: ``publish_on()`` writes into the caller's transaction. One that began DEFERRED (a plain
+    ``BEGIN``, as in SQLAlchemy's pysqlite recipe) and has read since a worker wrote is refused
+    the write lock at once, whatever the busy timeout (SQLite would otherwise have to break
+    its snapshot). One that began IMMEDIATE holds the lock from its start and waits for it, up
+    to ``busy_timeout_s``, at ``BEGIN``. Use this instead of that recipe's listeners, not
+    beside them. Read-only work can begin DEFERRED, never waiting for a writer:
+    ``engine.execution_options(linkmq_read_only=True)``.
+
+    Raises ``TransportOptionError`` for another database or an invalid setting."""
+    if engine.dialect.name != "sqlite":
+        raise TransportOptionError(
+            f"configure_sqlite_engine() is for SQLite engines, not {masked(engine.url)}"
+        )
+    options = TransportOptions(busy_timeout_s=busy_timeout_s, sqlite_synchronous=synchronous)
+    _configure_sqlite(engine, options)
+    return engine
+
+
 def _create_engine(url: URL, options: TransportOptions) -> sa.Engine:
+    return _translating_driver_errors(url, lambda: _create_configured_engine(url, options))
+
+
+def require_driver(url: str) -> None:
+    """Check that the driver of ``url`` (a SQLAlchemy URL, as after ``linkmq+``) can be imported,
+    without connecting. Raises ``DriverMissingError`` saying what to install, or
+    ``TransportOptionError`` for a database SQLAlchemy does not know."""
+    parsed = database_url(url)
+    _translating_driver_errors(parsed, lambda: parsed.get_dialect().import_dbapi())
+
+
+def _translating_driver_errors(url: URL, create: Callable[[], _T]) -> _T:
+    """``create()``, with a missing driver or an unknown dialect explained: what to install."""
+    try:
+        return create()
+    except ImportError as exc:
+        raise DriverMissingError(_driver_missing_message(url, exc)) from exc
+    except sa.exc.NoSuchModuleError as exc:
+        raise TransportOptionError(
+            f"SQLAlchemy knows no database {url.drivername!r} ({masked(url)}); "
+            f"link-message-queue runs on {_SUPPORTED}"
+        ) from exc
+
+
+def _driver_missing_message(url: URL, exc: ImportError) -> str:
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    missing = f"the database driver {driver!r} for {masked(url)} is not installed ({exc})"
+    known = DRIVER_EXTRAS.get(backend)
+    if known is None:
+        return f"{missing}; link-message-queue runs on {_SUPPORTED}"
+    supported_driver, extra = known
+    install = f"pip install 'link-message-queue[{extra}]'"
+    if driver == supported_driver:
+        return f"{missing}: {install}"
+    return f"{missing}: install it, or {install} and use {backend}+{supported_driver}://… instead"
+
+
+def _create_configured_engine(url: URL, options: TransportOptions) -> sa.Engine:
     engine_options: dict[str, Any] = dict(options.engine_options)
     backend = url.get_backend_name()
     if backend == "sqlite":
@@ -87,6 +196,10 @@ def _create_engine(url: URL, options: TransportOptions) -> sa.Engine:
 
 
 def _configure_sqlite(engine: sa.Engine, options: TransportOptions) -> None:
+    with _sqlite_configured_lock:
+        if engine in _sqlite_configured:
+            return
+        _sqlite_configured.add(engine)
     synchronous = options.sqlite_synchronous.upper()
     busy_timeout_ms = int(options.busy_timeout_s * 1000)
 

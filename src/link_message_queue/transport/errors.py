@@ -17,3 +17,13 @@ class SchemaMissingError(TransportError):
 
 class PublishRefusedError(TransportError, ValueError):
     """A message was refused at publish time (for example: too large)."""
+
+
+class DriverMissingError(TransportError, ImportError):
+    """The database URL names a driver that is not installed."""
+
+
+class DeferredTransactionError(TransportError):
+    """A publish inside a SQLite transaction that began DEFERRED could not take the write lock:
+    begin the application's transactions with BEGIN IMMEDIATE (``sqlite_engine(url)`` or
+    ``configure_sqlite_engine(engine)`` in ``link_message_queue.transport``)."""

@@ -56,12 +56,15 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
     return after or ""
 
 
-def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool) -> None:
-    """Check the schema is current; upgrade it when ``auto_migrate``, else explain what to run."""
+def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool | None = None) -> None:
+    """Check the schema is current; upgrade it when ``auto_migrate`` (default: on SQLite files,
+    the embedded default), else raise ``SchemaMissingError`` saying what to run."""
     with read_only(engine).connect() as connection:
         revision = current_revision(connection, prefix)
     if revision == SCHEMA_REVISION:
         return
+    if auto_migrate is None:
+        auto_migrate = engine.dialect.name == "sqlite"
     if auto_migrate:
         upgrade(engine, prefix)
         return

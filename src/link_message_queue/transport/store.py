@@ -22,6 +22,7 @@ from .errors import TransportError
 from .rows import INSERT_COLUMNS, ClaimedRow, PendingRow
 from .schema import QueueTables
 from .sqlite_messages import SqliteMessages
+from .transactional import writing_in
 
 # Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
 _EXPIRED_BATCH = 1000
@@ -541,7 +542,8 @@ class MessageStore:
     ) -> None:
         if connection is not None:
             # The caller's transaction: it commits (or rolls back) the statement with its own work.
-            connection.execute(statement, parameters)
+            with writing_in(connection):
+                connection.execute(statement, parameters)
             return
         with self._single.begin() as own:
             own.execute(statement, parameters)

@@ -196,10 +196,7 @@ class Transport(virtual.Transport):
 
     def establish_connection(self) -> Any:
         self._check_pid()
-        auto_migrate = self.options.auto_migrate
-        if auto_migrate is None:
-            auto_migrate = self.store.dialect == "sqlite"
-        ensure_schema(self.store.engine, self.options.table_prefix, auto_migrate)
+        ensure_schema(self.store.engine, self.options.table_prefix, self.options.auto_migrate)
         return super().establish_connection()
 
     def close_connection(self, connection: Any) -> None:

@@ -1,0 +1,34 @@
+"""A real ``celery worker`` of link-message-queue that cannot start says why and what to do, in
+one line instead of a traceback."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from .processes import CeleryProcess
+
+pytestmark = pytest.mark.acceptance
+
+
+def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed here: the test needs a driver that is not")
+    worker = CeleryProcess(
+        ["-A", "link_message_queue.celery_app", "worker", "-P", "solo", "--without-mingle"],
+        env={"LINK_MQ_DATABASE_URL": "postgresql+pg8000://app:secret@127.0.0.1/app"},
+        log_path=tmp_path / "worker.log",
+    )
+    try:
+        returncode = worker.process.wait(timeout=60)
+    finally:
+        worker.kill()
+
+    log = worker.log()
+    assert returncode == 1
+    assert "Traceback" not in log
+    assert "link-mq worker: the database driver 'pg8000'" in log
+    assert "pip install 'link-message-queue[postgres]'" in log
+    assert "secret" not in log
