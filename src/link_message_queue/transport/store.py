@@ -513,14 +513,15 @@ class MessageStore:
         if not id_list:
             return set()
         message = self.tables.message
+        held = sa.and_(message.c.id.in_(id_list), message.c.lease_owner == owner)
+        renew = sa.update(message).where(held).values(visible_at=self.now() + lease_s)
         with self._single.begin() as connection:
-            renewed = connection.execute(
-                sa.update(message)
-                .where(message.c.id.in_(id_list), message.c.lease_owner == owner)
-                .values(visible_at=self.now() + lease_s)
-                .returning(message.c.id)
-            )
-            return set(renewed.scalars())
+            if self.dialect in ("mysql", "mariadb"):
+                # No UPDATE … RETURNING there: read back, in the same transaction, the rows
+                # the update locked (a row this owner does not hold cannot become its own).
+                connection.execute(renew)
+                return set(connection.execute(sa.select(message.c.id).where(held)).scalars())
+            return set(connection.execute(renew.returning(message.c.id)).scalars())
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that no consumer holds."""
