@@ -124,12 +124,19 @@ def receive_one_on_shifted_clock(
 
 
 def publish_on_shifted_clock(
-    broker_url: str, queue: str, offset_s: float, expiration_s: float, done: Any
+    broker_url: str,
+    queue: str,
+    done: Any,
+    *,
+    offset_s: float,
+    expiration_s: float,
+    delivery_mode: int,
 ) -> None:
-    """With a clock ``offset_s`` off, publish one message that lives ``expiration_s``."""
+    """With a clock ``offset_s`` off, publish one message that lives ``expiration_s``
+    (delivery_mode 1: through the transient batch)."""
     shift_clock(offset_s)
     with kombu.Connection(broker_url) as connection:
         simple = connection.SimpleQueue(queue)
-        simple.put("short-lived", expiration=expiration_s)
+        simple.put("short-lived", expiration=expiration_s, delivery_mode=delivery_mode)
         simple.close()
     done.put("published")

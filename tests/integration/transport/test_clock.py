@@ -117,8 +117,9 @@ def test_clock__a_consumer_whose_clock_runs_behind_gets_new_messages_at_once(
     assert received_at - published_at < 4.0
 
 
+@pytest.mark.parametrize("delivery_mode", [1, 2], ids=["transient-batch", "persistent"])
 def test_clock__a_publisher_whose_clock_runs_behind_does_not_publish_expired_messages(
-    server_broker_url: str,
+    server_broker_url: str, delivery_mode: int
 ) -> None:
     queue_name = f"ttl_{uuid.uuid4().hex[:6]}"
     with kombu.Connection(server_broker_url) as connection:
@@ -126,7 +127,13 @@ def test_clock__a_publisher_whose_clock_runs_behind_does_not_publish_expired_mes
     done = spawn.Queue()
     # Given a publisher whose clock runs 15 s behind sends a message that lives 10 s
     child = _run(
-        processes.publish_on_shifted_clock, server_broker_url, queue_name, -15.0, 10.0, done
+        processes.publish_on_shifted_clock,
+        server_broker_url,
+        queue_name,
+        done,
+        offset_s=-15.0,
+        expiration_s=10.0,
+        delivery_mode=delivery_mode,
     )
     try:
         assert done.get(timeout=60) == "published"
