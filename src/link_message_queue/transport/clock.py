@@ -7,9 +7,9 @@ disagree still agree on what is ready. Times are Unix seconds as floats (see ``s
 
 PostgreSQL: ``statement_timestamp()``, one value for the whole statement (a claim's "now" and
 its lease's end agree) yet fresh for every statement of a long transaction. MySQL/MariaDB:
-``NOW(6)``, also fixed for the statement. SQLite runs on one host, in the caller's process: its
-"now" is that host's clock, read in Python (its hot statements need the value: see
-``sqlite_messages``).
+``UTC_TIMESTAMP(6)``, also fixed for the statement. SQLite runs on one host, in the caller's
+process: its "now" is that host's clock, read in Python (its hot statements need the value:
+see ``sqlite_messages``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from .schema import SECONDS
 
 # The database's now, in Unix seconds, as SQL text (for the few statements written as text).
 POSTGRESQL_NOW_SQL = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
-MYSQL_NOW_SQL = "UNIX_TIMESTAMP(NOW(6))"
+# From UTC_TIMESTAMP, not UNIX_TIMESTAMP(NOW(6)): NOW() is in the session's time zone, and
+# the hour a daylight-saving change repeats would convert to the wrong instant.
+MYSQL_NOW_SQL = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) * 1e-6)"
 
 
 def database_now(dialect: str) -> sa.ColumnElement[float]:
