@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -140,3 +141,24 @@ def publish_on_shifted_clock(
         simple.put("short-lived", expiration=expiration_s, delivery_mode=delivery_mode)
         simple.close()
     done.put("published")
+
+
+def consume_on_shifted_clock(
+    broker_url: str,
+    queue: str,
+    options: dict[str, Any],
+    results: Any,
+    *,
+    offset_s: float,
+    expires_s: float,
+    consume_s: float,
+) -> None:
+    """With a clock ``offset_s`` off, consume ``queue`` (declared to expire when unused for
+    ``expires_s``) for ``consume_s``, saying "consuming" first."""
+    shift_clock(offset_s)
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        simple = connection.SimpleQueue(queue, queue_opts={"expires": expires_s})
+        results.put("consuming")
+        with contextlib.suppress(simple.Empty):
+            simple.get(timeout=consume_s)
+        simple.close()

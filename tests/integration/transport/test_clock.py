@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.status import read_status
 from link_message_queue.transport import upgrade
 from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
@@ -146,3 +147,40 @@ def test_clock__a_publisher_whose_clock_runs_behind_does_not_publish_expired_mes
             message.ack()
     # Then the message is there: its time-to-live counts from the database's now
     assert message.payload == "short-lived"
+
+
+def test_clock__a_consumer_whose_clock_runs_behind_stays_alive_and_keeps_its_queue(
+    server_broker_url: str,
+) -> None:
+    queue_name = f"kept_{uuid.uuid4().hex[:6]}"
+    results = spawn.Queue()
+    # Given a consumer whose clock runs 15 s behind, on a queue that expires unused for 5 s
+    child = _run(
+        processes.consume_on_shifted_clock,
+        server_broker_url,
+        queue_name,
+        LEASE,
+        results,
+        offset_s=-15.0,
+        expires_s=5.0,
+        consume_s=30.0,
+    )
+    try:
+        assert results.get(timeout=60) == "consuming"
+        with kombu.Connection(server_broker_url) as connection:
+            store = connection.default_channel.store
+            # When status looks for live consumers, and another process's cleaner runs
+            deadline = time.monotonic() + 20
+            while not any(
+                queue_name in consumer.queues
+                for consumer in read_status(store.engine, store.tables).consumers
+            ):
+                assert time.monotonic() < deadline, "the consumer was never listed as alive"
+                time.sleep(0.2)
+            dropped = store.delete_expired_queues()
+            # Then its heartbeats count by the database's clock: alive, its queue kept
+            assert queue_name not in dropped
+            assert store.has_queue(queue_name)
+    finally:
+        child.terminate()
+        child.join(timeout=30)
