@@ -169,7 +169,14 @@ def test_clock__a_consumer_whose_clock_runs_behind_stays_alive_and_keeps_its_que
         assert results.get(timeout=60) == "consuming"
         with kombu.Connection(server_broker_url) as connection:
             store = connection.default_channel.store
-            # When status looks for live consumers, and another process's cleaner runs
+            # When its queue would have expired but for its heartbeats, and another process's
+            # cleaner runs
+            time.sleep(6.0)
+            dropped = store.delete_expired_queues()
+            # Then its heartbeats count by the database's clock: its queue is kept
+            assert queue_name not in dropped
+            assert store.has_queue(queue_name)
+            # and status lists it as alive
             deadline = time.monotonic() + 20
             while not any(
                 queue_name in consumer.queues
@@ -177,10 +184,6 @@ def test_clock__a_consumer_whose_clock_runs_behind_stays_alive_and_keeps_its_que
             ):
                 assert time.monotonic() < deadline, "the consumer was never listed as alive"
                 time.sleep(0.2)
-            dropped = store.delete_expired_queues()
-            # Then its heartbeats count by the database's clock: alive, its queue kept
-            assert queue_name not in dropped
-            assert store.has_queue(queue_name)
     finally:
         child.terminate()
         child.join(timeout=30)
