@@ -527,10 +527,9 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
     )
     payload = "x" * 600
 
-    def insert(queue: str, count: int, expires_at: float | None) -> None:
+    def insert(queue: str, count: int, ttl_s: float | None) -> None:
         for start in range(0, count, 5000):
-            now = time.time()
-            rows = [PendingRow(queue, payload, 0, expires_at, now)] * min(5000, count - start)
+            rows = [PendingRow(queue, payload, 0, ttl_s)] * min(5000, count - start)
             store.put_many(rows)
 
     def cleaner_round() -> tuple[float, int]:
@@ -541,7 +540,7 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
 
     insert("live", live, None)
     idle_s = [cleaner_round()[0] for _ in range(20)]
-    insert("gone", expired, time.time() - 1)  # their time-to-live already ran out
+    insert("gone", expired, -1.0)  # their time-to-live already ran out
     rounds_s = []
     while True:
         elapsed, deleted = cleaner_round()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
+from .transport import states
+from .transport.clock import read_database_now
 from .transport.engines import masked, read_only
 from .transport.leases import TOUCH_INTERVAL_S
 from .transport.schema import QueueTables
@@ -47,30 +48,21 @@ def read_status(
     engine: sa.Engine, tables: QueueTables, always_listed: Sequence[str] = ()
 ) -> Status:
     """``always_listed``: queues shown even before anything declared them (the workflow queue,
-    which exists in the database only once something was published to it)."""
-    now = time.time()
+    which exists in the database only once something was published to it).
+
+    Counts follow ``transport.states`` (what a claim takes is what ``ready`` counts; a message
+    whose lease ran out is ready), at the database's now."""
     message, queue = tables.message, tables.queue
-    live = sa.and_(
-        message.c.lease_owner.is_(None),
-        message.c.visible_at <= now,
-        sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
-    )
-    counts = sa.select(
-        message.c.queue,
-        sa.func.sum(sa.case((live, 1), else_=0)),
-        sa.func.sum(
-            sa.case(
-                (sa.and_(message.c.lease_owner.isnot(None), message.c.visible_at > now), 1), else_=0
-            )
-        ),
-        sa.func.sum(
-            sa.case(
-                (sa.and_(message.c.lease_owner.is_(None), message.c.visible_at > now), 1), else_=0
-            )
-        ),
-        sa.func.min(message.c.created_at),
-    ).group_by(message.c.queue)
     with read_only(engine).connect() as connection:
+        # One reading of the database's clock: every count and age below is at that instant.
+        now = read_database_now(connection)
+        counts = sa.select(
+            message.c.queue,
+            sa.func.sum(sa.case((states.ready(message, now), 1), else_=0)),
+            sa.func.sum(sa.case((states.leased(message, now), 1), else_=0)),
+            sa.func.sum(sa.case((states.delayed(message, now), 1), else_=0)),
+            sa.func.min(message.c.created_at),
+        ).group_by(message.c.queue)
         by_name = {
             name: QueueStatus(
                 name,
@@ -93,7 +85,7 @@ def read_status(
             str(owner): int(count)
             for owner, count in connection.execute(
                 sa.select(message.c.lease_owner, sa.func.count())
-                .where(message.c.lease_owner.isnot(None), message.c.visible_at > now)
+                .where(states.leased(message, now))
                 .group_by(message.c.lease_owner)
             )
         }

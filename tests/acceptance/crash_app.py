@@ -11,6 +11,13 @@ from celery import Celery
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.task_events import GroupedTaskEvents
 
+# A worker on a host whose clock is off: time.time() runs this many seconds ahead (negative:
+# behind), set before Celery starts consuming; pool children inherit it.
+_CLOCK_OFFSET_S = float(os.environ.get("LINK_MQ_TEST_CLOCK_OFFSET_S", "0"))
+if _CLOCK_OFFSET_S:
+    _host_time = time.time
+    time.time = lambda: _host_time() + _CLOCK_OFFSET_S
+
 app = Celery("crash_app", broker=os.environ.get("LINK_MQ_TEST_BROKER"))
 app.conf.task_default_queue = "celery"
 app.conf.update(

@@ -41,7 +41,11 @@ def start_worker_on(tmp_path: Path) -> Iterator[object]:
     started: list[CeleryProcess] = []
 
     def start(
-        broker_url: str, runs: Runs, pool: str = "prefork", concurrency: int = 2
+        broker_url: str,
+        runs: Runs,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        clock_offset_s: float = 0.0,
     ) -> CeleryProcess:
         worker = CeleryProcess(
             [
@@ -64,6 +68,7 @@ def start_worker_on(tmp_path: Path) -> Iterator[object]:
                 "LINK_MQ_TEST_BROKER": broker_url,
                 "LINK_MQ_TEST_RUNS": str(runs.path),
                 "LINK_MQ_TEST_LEASE_S": str(LEASE_S),
+                "LINK_MQ_TEST_CLOCK_OFFSET_S": str(clock_offset_s),
             },
             log_path=tmp_path / f"worker{len(started)}.log",
         )
@@ -180,3 +185,28 @@ def test_worker_crash__countdown_longer_than_the_lease_runs_once_on_time(
 
     assert ran_after_s >= countdown_s
     assert runs.events("start") == Counter({7: 1})
+
+
+@pytest.mark.postgres
+def test_worker_crash__a_worker_whose_clock_runs_ahead_never_runs_a_held_task_again(
+    migrated_postgres_url: str, runs: Runs, start_worker_on: object
+) -> None:
+    # Measured before the database's clock counted (lease 30 s, clock 35 s ahead, two 25 s
+    # tasks): the ahead worker ran both tasks a second time. Here: lease 2 s, clock 5 s ahead.
+    broker_url = "linkmq+" + migrated_postgres_url
+    duration_s = LEASE_S * 5
+    _publish(broker_url, 2, duration_s=duration_s)
+    # Given a worker with the right time running both tasks
+    right = start_worker_on(broker_url, runs, "prefork", 2)  # type: ignore[operator]
+    wait_for(lambda: set(runs.events("start")) == {0, 1}, 60, "both tasks to start")
+    # When a worker whose clock runs 5 s ahead joins while they run
+    ahead = start_worker_on(broker_url, runs, "prefork", 2, 5.0)  # type: ignore[operator]
+
+    wait_for(lambda: set(runs.events("done")) == {0, 1}, 90, "both tasks to finish")
+    time.sleep(LEASE_S)  # a redelivery would show up within a lease
+    right.stop()
+    ahead.stop()
+
+    # Then each task started once: the leases run by the database's clock
+    assert runs.events("start") == Counter({0: 1, 1: 1})
+    assert "Traceback" not in ahead.log()

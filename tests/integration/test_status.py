@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 import time
 from contextlib import closing
 from typing import Any
@@ -12,6 +15,13 @@ import pytest
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.cli import main
+from link_message_queue.metrics import render_metrics
+from link_message_queue.status import read_status
+
+from .transport import processes
+
+spawn = multiprocessing.get_context("spawn")
+SHORT_LEASE = {"lease_s": 1.0, "lease_renew_interval_s": 0.2}
 
 
 def test_status__counts_what_the_queues_hold(
@@ -111,3 +121,42 @@ def test_status__a_connection_that_stopped_consuming_is_no_longer_listed_as_a_co
             assert time.monotonic() < deadline, "the idle connection is still listed"
             time.sleep(0.1)
         queue.close()
+
+
+def test_status__a_killed_workers_message_counts_as_ready_in_status_metrics_and_size(
+    broker_url: str,
+) -> None:
+    # Given a consumer that held a message and was killed: its lease runs out
+    with kombu.Connection(broker_url) as connection:
+        with closing(connection.SimpleQueue("orphaned")) as queue:
+            queue.put("survives")
+    held = spawn.Queue()
+    child = spawn.Process(
+        target=processes.hold_one_message, args=(broker_url, "orphaned", SHORT_LEASE, held)
+    )
+    child.start()
+    try:
+        assert held.get(timeout=60) == "survives"
+        os.kill(child.pid or 0, signal.SIGKILL)
+        child.join(timeout=10)
+    finally:
+        if child.is_alive():
+            child.kill()
+    with kombu.Connection(broker_url) as connection:
+        store = connection.default_channel.store
+        deadline = time.monotonic() + 30
+        while store.size("orphaned") == 0:  # a claim would take it again now
+            assert time.monotonic() < deadline, "the dead consumer's lease never ran out"
+            time.sleep(0.1)
+
+        # When status and metrics count the queue
+        (entry,) = [
+            q for q in read_status(store.engine, store.tables).queues if q.name == "orphaned"
+        ]
+        metrics = render_metrics(store.engine, store.tables)
+
+    # Then they count it as a claim and size do: ready, neither leased nor delayed
+    assert (entry.ready, entry.leased, entry.delayed) == (1, 0, 0)
+    assert 'linkmq_queue_ready{queue="orphaned"} 1.0' in metrics
+    assert 'linkmq_queue_in_flight{queue="orphaned"} 0.0' in metrics
+    assert 'linkmq_queue_scheduled{queue="orphaned"} 0.0' in metrics

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..transport.clock import database_now
 from .schema import ProcessTables
 
 RUNNING = "running"
@@ -64,7 +65,9 @@ class ProcessState:
         task_types: list[str],
         parent_position: str | None,
     ) -> None:
-        now = time.time()
+        # The database's clock (as every time one process writes and another reads): a
+        # process started on one host and finished on another has a true duration.
+        now = database_now(connection.dialect.name)
         connection.execute(
             sa.insert(self.tables.process).values(
                 id=process_id,
@@ -113,9 +116,9 @@ class ProcessState:
     ) -> None:
         status = values.get("status")
         if status == RUNNING:
-            values.setdefault("started_at", time.time())
+            values.setdefault("started_at", database_now(connection.dialect.name))
         elif status in (SUCCEEDED, FAILED):
-            values.setdefault("finished_at", time.time())
+            values.setdefault("finished_at", database_now(connection.dialect.name))
         task = self.tables.task
         connection.execute(
             sa.update(task)
@@ -160,7 +163,7 @@ class ProcessState:
         connection.execute(
             sa.update(process)
             .where(process.c.id == process_id)
-            .values(status=status, finished_at=time.time())
+            .values(status=status, finished_at=database_now(connection.dialect.name))
         )
 
     # -- reading (CLI) ---------------------------------------------------------------------

@@ -92,7 +92,7 @@ class Channel(virtual.Channel):
                 "(transport option max_message_bytes)"
             )
         properties = message["properties"]
-        expires_at = self._expires_at(queue, properties.get("expiration"))
+        ttl_s = self._ttl_s(queue, properties.get("expiration"))
         priority = self._get_message_priority(message)
         connection = self._caller_connection()
         if (
@@ -100,10 +100,10 @@ class Channel(virtual.Channel):
             and properties.get("delivery_mode") == _TRANSIENT
             and self.connection.options.batch_transient
         ):
-            row = PendingRow(queue, payload, priority, expires_at, time.time())
+            row = PendingRow(queue, payload, priority, ttl_s)
             self.connection.transient.offer(row)
             return
-        self.store.put(queue, payload, priority, expires_at, connection)
+        self.store.put(queue, payload, priority, ttl_s, connection)
         if connection is None:
             self.connection.wake_consumers_of(queue)
         elif self.store.dialect != "postgresql":
@@ -118,16 +118,17 @@ class Channel(virtual.Channel):
         for queue in self._route(exchange, routing_key):
             self._put(queue, message, **kwargs)
 
-    def _expires_at(self, queue: str, expiration_ms: object) -> float | None:
-        """When the message expires: its own ``expiration`` or its queue's ``x-message-ttl``,
-        whichever comes first."""
+    def _ttl_s(self, queue: str, expiration_ms: object) -> float | None:
+        """How long the message lives, in seconds (None: for ever): its own ``expiration`` or
+        its queue's ``x-message-ttl``, whichever is shorter. The store adds it to the
+        database's now."""
         if queue not in self._message_ttl_s:
             self._message_ttl_s[queue] = self.store.queue_message_ttl_s(queue)
         limits = [self._message_ttl_s[queue]]
         if expiration_ms is not None:
             limits.append(float(str(expiration_ms)) / 1000)
         known = [limit for limit in limits if limit is not None]
-        return time.time() + min(known) if known else None
+        return min(known) if known else None
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
         """Store the binding in the database, so every process routes to this queue."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-# The message table's columns a new row fills, in the order of ``PendingRow.values()``.
+# The message table's columns a new row fills, in the order SQLite's inserts write them.
 INSERT_COLUMNS = (
     "queue",
     "priority",
@@ -19,25 +18,14 @@ INSERT_COLUMNS = (
 
 @dataclass(frozen=True)
 class PendingRow:
-    """A message to insert: what ``put`` takes, for a batch."""
+    """A message to insert: what ``put`` takes, for a batch. Its times (created, visible,
+    expires ``ttl_s`` later, or never if None) are set by the store when it inserts the row,
+    by the database's clock."""
 
     queue: str
     payload: str
     priority: int
-    expires_at: float | None
-    created_at: float
-
-    def values(self) -> tuple[Any, ...]:
-        """The row in ``INSERT_COLUMNS`` order: visible at once, never delivered yet."""
-        return (
-            self.queue,
-            self.priority,
-            self.payload,
-            self.created_at,
-            self.created_at,
-            self.expires_at,
-            0,
-        )
+    ttl_s: float | None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ So a claim is a read (no lock under WAL: an idle poll never touches the write lo
 ``UPDATE`` that leases the rows still ready with a lease time no other claim of this owner
 uses, and, only when another consumer took some of them meanwhile, a read of the rows that
 carry that mark. A no-ack take is a claim followed by one ``DELETE``.
+
+Times are this host's clock (``time.time()``): SQLite serves the processes of one host only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
+from . import states
 from .rows import INSERT_COLUMNS, PendingRow
 
 # One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
@@ -41,30 +45,34 @@ Row = tuple[int, str, int, int]  # id, payload, delivery_count, priority
 
 
 class SqliteMessages:
-    def __init__(self, engine: sa.Engine, table: str) -> None:
+    def __init__(self, engine: sa.Engine, message: sa.Table) -> None:
         self._engine = engine
-        self._table = table
+        self._table = table = message.name
+        # The one definition of "ready" (states), with the named parameter :now.
+        self._is_ready = states.ready_sql(
+            message, sqlite.dialect(paramstyle="named"), sa.bindparam("now")
+        )
         self._ready_sql = (
             f"SELECT id, payload, delivery_count, priority FROM {table} "
-            "WHERE queue = ? AND visible_at <= ? AND (expires_at IS NULL OR expires_at > ?) "
-            "ORDER BY priority DESC, id LIMIT ?"
+            f"WHERE queue = :queue AND {self._is_ready} ORDER BY priority DESC, id LIMIT :limit"
         )
         self._take_owner = f"no-ack:{uuid.uuid4().hex}"
         self._last_mark = 0.0
         self._mark_lock = threading.Lock()
 
-    def put(self, queue: str, payload: str, priority: int, expires_at: float | None) -> None:
+    def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
         now = time.time()
         self._execute(
             f"INSERT INTO {self._table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (queue, priority, payload, now, now, expires_at),
+            (queue, priority, payload, now, now, _expires_at(now, ttl_s)),
         )
 
     def put_many(self, rows: Sequence[PendingRow]) -> None:
         """Insert ``rows`` in order, all or none: one statement, or one transaction when there
         are more than fit in one."""
         chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
-        statements = [self._insert_many(chunk) for chunk in chunks]
+        now = time.time()
+        statements = [self._insert_many(chunk, now) for chunk in chunks]
         if len(statements) == 1:
             self._execute(*statements[0])
             return
@@ -107,17 +115,19 @@ class SqliteMessages:
         self, db: sqlite3.Connection, queue: str, owner: str, lease_s: float, limit: int
     ) -> list[Row]:
         now = time.time()
-        ready: list[Row] = db.execute(self._ready_sql, (queue, now, now, limit)).fetchall()
+        ready: list[Row] = db.execute(
+            self._ready_sql, {"queue": queue, "now": now, "limit": limit}
+        ).fetchall()
         if not ready:
             return []
         ids = [row[0] for row in ready]
         mark = self._unique_mark(now + lease_s)
-        placeholders = ",".join("?" * len(ids))
+        id_names = [f"id{index}" for index in range(len(ids))]
         leased = db.execute(
-            f"UPDATE {self._table} SET visible_at = ?, lease_owner = ?, "
-            f"delivery_count = delivery_count + 1 WHERE id IN ({placeholders}) "
-            "AND visible_at <= ? AND (expires_at IS NULL OR expires_at > ?)",
-            (mark, owner, *ids, now, now),
+            f"UPDATE {self._table} SET visible_at = :mark, lease_owner = :owner, "
+            "delivery_count = delivery_count + 1 "
+            f"WHERE id IN ({', '.join(':' + name for name in id_names)}) AND {self._is_ready}",
+            {"mark": mark, "owner": owner, "now": now, **dict(zip(id_names, ids, strict=True))},
         ).rowcount
         if leased == len(ids):
             return [(id_, payload, count + 1, priority) for id_, payload, count, priority in ready]
@@ -125,6 +135,7 @@ class SqliteMessages:
             return []
         # Another consumer leased some of them between the read and the update: ours are the
         # rows that carry this claim's mark.
+        placeholders = ",".join("?" * len(ids))
         ours: list[Row] = db.execute(
             f"SELECT id, payload, delivery_count, priority FROM {self._table} "
             f"WHERE id IN ({placeholders}) AND lease_owner = ? AND visible_at = ?",
@@ -146,12 +157,13 @@ class SqliteMessages:
         ).rowcount
         return deleted
 
-    def _insert_many(self, rows: Sequence[PendingRow]) -> tuple[str, tuple[Any, ...]]:
+    def _insert_many(self, rows: Sequence[PendingRow], now: float) -> tuple[str, tuple[Any, ...]]:
         placeholders = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
         values = ",".join([placeholders] * len(rows))
         parameters: list[Any] = []
         for row in rows:
-            parameters += row.values()
+            expires_at = _expires_at(now, row.ttl_s)
+            parameters += (row.queue, row.priority, row.payload, now, now, expires_at, 0)
         return f"INSERT INTO {self._table} ({_COLUMNS}) VALUES {values}", tuple(parameters)
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:
@@ -171,3 +183,7 @@ class SqliteMessages:
             ) from exc
         finally:
             pooled.close()
+
+
+def _expires_at(now: float, ttl_s: float | None) -> float | None:
+    return None if ttl_s is None else now + ttl_s

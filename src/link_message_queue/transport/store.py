@@ -10,17 +10,18 @@ that its one write lock is held only while SQLite works.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from . import states
+from .clock import POSTGRESQL_NOW_SQL, database_now
 from .engines import read_only
 from .errors import TransportError
-from .rows import INSERT_COLUMNS, ClaimedRow, PendingRow
-from .schema import QueueTables
+from .rows import ClaimedRow, PendingRow
+from .schema import SECONDS, QueueTables
 from .sqlite_messages import SqliteMessages
 from .transactional import writing_in
 
@@ -48,39 +49,52 @@ class MessageStore:
         self.reader = read_only(engine)
         # SQLite: the hot statements on the raw connection, holding the write lock only inside
         # SQLite (see sqlite_messages).
-        self._sqlite = SqliteMessages(engine, message.name) if self.dialect == "sqlite" else None
+        self._sqlite = SqliteMessages(engine, message) if self.dialect == "sqlite" else None
         if self.dialect == "postgresql":
+            # Times come from the server's clock inside each statement (see clock): no host
+            # time is bound, and no round trip reads the clock.
+            now = POSTGRESQL_NOW_SQL
+            table = message.name
+            columns = "queue, priority, payload, created_at, visible_at, expires_at, delivery_count"
             # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
             self._put_sql: sa.TextClause | None = sa.text(
-                f"WITH inserted AS (INSERT INTO {message.name} "
-                "(queue, priority, payload, created_at, visible_at, expires_at, delivery_count) "
-                "VALUES (:queue, :priority, :payload, :created_at, :visible_at, :expires_at, 0) "
+                f"WITH inserted AS (INSERT INTO {table} ({columns}) "
+                f"VALUES (:queue, :priority, :payload, {now}, {now}, "
+                f"{now} + CAST(:ttl_s AS DOUBLE PRECISION), 0) "
                 "RETURNING id) SELECT pg_notify(:channel, :queue) FROM inserted"
             )
-            table = message.name
+            # A batch (COPY) opens with one statement that reads the server's clock for the
+            # rows and signals their queues (NOTIFY is delivered on commit, after the rows).
+            self._copy_sql = f"COPY {table} ({columns}) FROM STDIN"
+            self._batch_clock_sql = (
+                f"SELECT {now}, (SELECT count(pg_notify(%s, q)) FROM unnest(CAST(%s AS TEXT[])) q)"
+            )
+            is_ready = states.ready_sql(message, engine.dialect, sa.literal_column(now))
             # Buffered acks are deleted and the next ready rows locked in the same statement.
             acked_and_ready = (
                 f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
-                f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND visible_at <= :now "
-                "AND (expires_at IS NULL OR expires_at > :now) ORDER BY priority DESC, id "
-                "LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND {is_ready} "
+                "ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
             )
             self._claim_sql: sa.TextClause | None = sa.text(
                 acked_and_ready
-                + f"UPDATE {table} AS m SET visible_at = :until, lease_owner = :owner, "
+                + f"UPDATE {table} AS m SET visible_at = {now} + :lease_s, lease_owner = :owner, "
                 "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count, m.priority"
             )
-            self._copy_sql = f"COPY {table} ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
             self._take_sql: sa.TextClause | None = sa.text(
                 acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
                 "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
             )
         else:
             self._put_sql = None
+            self._copy_sql = self._batch_clock_sql = ""
             self._claim_sql = None
             self._take_sql = None
-            self._copy_sql = ""
+
+    def now(self) -> sa.ColumnElement[float]:
+        """The database's now, for one statement (see ``clock.database_now``)."""
+        return database_now(self.dialect)
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -95,7 +109,7 @@ class MessageStore:
     ) -> None:
         """Create the queue row if it is missing; never fails on a concurrent declare (and so
         never aborts a caller's PostgreSQL transaction)."""
-        now = time.time()
+        now = self.now()
         values = {
             "name": name,
             "created_at": now,
@@ -113,7 +127,7 @@ class MessageStore:
 
     def heartbeat(self, owner: str, queues: Sequence[str]) -> None:
         """A live consumer: its queues do not expire, and it is listed (with them) as alive."""
-        now = time.time()
+        now = self.now()
         queue, consumer = self.tables.queue, self.tables.consumer
         with self._single.begin() as connection:
             if queues:
@@ -143,13 +157,13 @@ class MessageStore:
         consumer = self.tables.consumer
         with self._single.begin() as connection:
             return connection.execute(
-                sa.delete(consumer).where(consumer.c.last_seen_at < time.time() - unseen_for_s)
+                sa.delete(consumer).where(consumer.c.last_seen_at < self.now() - unseen_for_s)
             ).rowcount
 
     def set_gauges(self, values: dict[str, float]) -> None:
-        now = time.time()
         with self._single.begin() as connection:
             for name, value in sorted(values.items()):
+                now = self.now()
                 connection.execute(
                     self._upsert(
                         self.tables.gauge,
@@ -162,7 +176,7 @@ class MessageStore:
         """Drop queues unused for longer than their ``x-expires``, with their messages and
         bindings (at most a bounded batch per call)."""
         queue = self.tables.queue
-        now = time.time()
+        now = self.now()
         with self.engine.begin() as connection:
             names = list(
                 connection.execute(
@@ -252,37 +266,59 @@ class MessageStore:
         queue: str,
         payload: str,
         priority: int,
-        expires_at: float | None,
+        ttl_s: float | None,
         connection: sa.Connection | None = None,
     ) -> None:
-        now = time.time()
-        values = {
-            "queue": queue,
-            "priority": priority,
-            "payload": payload,
-            "created_at": now,
-            "visible_at": now,
-            "expires_at": expires_at,
-        }
+        """Insert one message, visible at once; it expires ``ttl_s`` seconds from now (by
+        the database's clock), or never if None."""
         if self._put_sql is not None:
-            values["channel"] = self.tables.notify_channel
-            self._execute(self._put_sql, connection, values)
+            parameters = {
+                "queue": queue,
+                "priority": priority,
+                "payload": payload,
+                "ttl_s": ttl_s,
+                "channel": self.tables.notify_channel,
+            }
+            self._execute(self._put_sql, connection, parameters)
         elif self._sqlite is not None and connection is None:
-            self._sqlite.put(queue, payload, priority, expires_at)
+            self._sqlite.put(queue, payload, priority, ttl_s)
         else:
-            self._execute(sa.insert(self.tables.message), connection, values)
+            row = PendingRow(queue, payload, priority, ttl_s)
+            self._execute(self._insert_rows(), connection, self._insert_parameters(row))
+
+    def _insert_rows(self) -> sa.Insert:
+        """INSERT of new messages timed by the database: parameters from
+        ``_insert_parameters``."""
+        now = self.now()
+        return sa.insert(self.tables.message).values(
+            created_at=now,
+            visible_at=now,
+            expires_at=now + sa.bindparam("ttl_s", type_=SECONDS),
+            delivery_count=0,
+        )
+
+    @staticmethod
+    def _insert_parameters(row: PendingRow) -> dict[str, Any]:
+        return {
+            "queue": row.queue,
+            "priority": row.priority,
+            "payload": row.payload,
+            "ttl_s": row.ttl_s,
+        }
 
     def put_many(self, rows: Sequence[PendingRow]) -> None:
-        """Insert ``rows`` in one transaction (in order), then wake each queue's consumers."""
+        """Insert ``rows`` in one transaction (in order), then wake each queue's consumers
+        (PostgreSQL); times by the database's clock at the insert."""
+        if not rows:
+            return
         if self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
             self._copy_many(rows)
             return
         if self._sqlite is not None:
             self._sqlite.put_many(rows)
             return
-        values = [dict(zip(INSERT_COLUMNS, row.values(), strict=True)) for row in rows]
         with self.engine.begin() as connection:
-            connection.execute(sa.insert(self.tables.message), values)
+            connection.execute(self._insert_rows(), [self._insert_parameters(row) for row in rows])
             if self.dialect == "postgresql":
                 for queue in sorted({row.queue for row in rows}):
                     connection.execute(
@@ -291,23 +327,29 @@ class MessageStore:
 
     def _copy_many(self, rows: Sequence[PendingRow]) -> None:
         # COPY costs a third of the CPU of an executemany (measured: 0.21 against 0.72 ms for
-        # 30 rows), and this runs in the publisher's process, under its GIL.
+        # 30 rows), and this runs in the publisher's process, under its GIL. COPY takes values,
+        # not expressions: the server's now is read by the batch's first statement, which
+        # also carries the wake-up signals, so the round trips stay BEGIN, it, COPY, COMMIT.
+        queues = sorted({row.queue for row in rows})
         with self.engine.begin() as connection:
             driver: Any = connection.connection.driver_connection
             with driver.cursor() as cursor:
+                cursor.execute(self._batch_clock_sql, (self.tables.notify_channel, queues))
+                now = float(cursor.fetchone()[0])
                 with cursor.copy(self._copy_sql) as copy:
                     for row in rows:
-                        copy.write_row(row.values())
-                for queue in sorted({row.queue for row in rows}):
-                    cursor.execute("SELECT pg_notify(%s, %s)", (self.tables.notify_channel, queue))
+                        expires_at = None if row.ttl_s is None else now + row.ttl_s
+                        copy.write_row(
+                            (row.queue, row.priority, row.payload, now, now, expires_at, 0)
+                        )
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
     ) -> list[ClaimedRow]:
         """Lease up to ``limit`` ready messages of ``queue`` to ``owner``, highest priority
         first, FIFO within a priority; delete the ``acked`` messages with it (acks ride along
-        with the next claim: in its statement on PostgreSQL, just before it on SQLite)."""
-        now = time.time()
+        with the next claim: in its statement on PostgreSQL, just before it on SQLite). The
+        lease ends ``lease_s`` seconds from now by the database's clock."""
         rows: Sequence[Any]
         if self._claim_sql is not None:
             with self._single.connect() as connection:
@@ -316,9 +358,8 @@ class MessageStore:
                     {
                         "acked": list(acked),
                         "queue": queue,
-                        "now": now,
                         "limit": limit,
-                        "until": now + lease_s,
+                        "lease_s": lease_s,
                         "owner": owner,
                     },
                 ).all()
@@ -326,7 +367,7 @@ class MessageStore:
             rows = self._sqlite.claim(queue, owner, lease_s, limit, acked)
         else:
             rows = self._claim_portable(
-                queue, owner=owner, now=now, lease_s=lease_s, limit=limit, acked=acked
+                queue, owner=owner, lease_s=lease_s, limit=limit, acked=acked
             )
         return _in_delivery_order(rows)
 
@@ -336,7 +377,7 @@ class MessageStore:
         can; ``acked`` as in ``claim``."""
         rows: Sequence[Any]
         if self._take_sql is not None:
-            parameters = {"acked": list(acked), "queue": queue, "now": time.time(), "limit": limit}
+            parameters = {"acked": list(acked), "queue": queue, "limit": limit}
             with self._single.connect() as connection:
                 rows = connection.execute(self._take_sql, parameters).all()
         elif self._sqlite is not None:
@@ -347,16 +388,12 @@ class MessageStore:
             return claimed
         return _in_delivery_order(rows)
 
-    def _ready(self, queue: str, now: float, limit: int) -> sa.Select[tuple[int]]:
+    def _ready(self, queue: str, now: sa.ColumnElement[float], limit: int) -> sa.Select[tuple[int]]:
         """Ids of the next ``limit`` deliverable messages of ``queue``, in delivery order."""
         message = self.tables.message
         return (
             sa.select(message.c.id)
-            .where(
-                message.c.queue == queue,
-                message.c.visible_at <= now,
-                sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
-            )
+            .where(message.c.queue == queue, states.ready(message, now))
             .order_by(message.c.priority.desc(), message.c.id)
             .limit(limit)
         )
@@ -366,7 +403,6 @@ class MessageStore:
         queue: str,
         *,
         owner: str,
-        now: float,
         lease_s: float,
         limit: int,
         acked: Sequence[int],
@@ -374,6 +410,7 @@ class MessageStore:
         if self.dialect not in ("mysql", "mariadb"):
             raise TransportError(f"no claim statement for the {self.dialect} dialect")
         message = self.tables.message
+        now = self.now()
         ready = self._ready(queue, now, limit).with_for_update(skip_locked=True)
         lease = {
             "visible_at": now + lease_s,
@@ -429,7 +466,7 @@ class MessageStore:
             return connection.execute(
                 sa.update(message)
                 .where(message.c.id.in_(ids), message.c.lease_owner == owner)
-                .values(visible_at=time.time() + delay_s, lease_owner=None)
+                .values(visible_at=self.now() + delay_s, lease_owner=None)
             ).rowcount
 
     def delete_leased(self, connection: sa.Connection, message_id: int, owner: str) -> bool:
@@ -444,7 +481,7 @@ class MessageStore:
         """Record a handled message uuid in the caller's transaction; False if it was there."""
         processed = self.tables.processed
         statement = self._insert_ignoring_duplicates(
-            processed, {"uuid": message_uuid, "processed_at": time.time()}
+            processed, {"uuid": message_uuid, "processed_at": self.now()}
         )
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING.
         inserted = connection.execute(statement.returning(processed.c.uuid))  # type: ignore[attr-defined]
@@ -453,7 +490,7 @@ class MessageStore:
     def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take the named lock if it is free, expired or already ours."""
         lock = self.tables.lock
-        now = time.time()
+        now = self.now()
         take = (
             sa.update(lock)
             .where(
@@ -487,14 +524,15 @@ class MessageStore:
         if not id_list:
             return set()
         message = self.tables.message
+        held = sa.and_(message.c.id.in_(id_list), message.c.lease_owner == owner)
+        renew = sa.update(message).where(held).values(visible_at=self.now() + lease_s)
         with self._single.begin() as connection:
-            renewed = connection.execute(
-                sa.update(message)
-                .where(message.c.id.in_(id_list), message.c.lease_owner == owner)
-                .values(visible_at=time.time() + lease_s)
-                .returning(message.c.id)
-            )
-            return set(renewed.scalars())
+            if self.dialect in ("mysql", "mariadb"):
+                # No UPDATE … RETURNING there: read back, in the same transaction, the rows
+                # the update locked (a row this owner does not hold cannot become its own).
+                connection.execute(renew)
+                return set(connection.execute(sa.select(message.c.id).where(held)).scalars())
+            return set(connection.execute(renew.returning(message.c.id)).scalars())
 
     def purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that no consumer holds."""
@@ -502,19 +540,15 @@ class MessageStore:
         with self.engine.begin() as connection:
             return connection.execute(
                 sa.delete(message).where(
-                    message.c.queue == queue,
-                    sa.or_(message.c.lease_owner.is_(None), message.c.visible_at <= time.time()),
+                    message.c.queue == queue, sa.not_(states.leased(message, self.now()))
                 )
             ).rowcount
 
     def size(self, queue: str, connection: sa.Connection | None = None) -> int:
-        """Messages of ``queue`` ready to be claimed now."""
-        now = time.time()
+        """Messages of ``queue`` ready to be claimed now (``states.ready``)."""
         message = self.tables.message
         statement = sa.select(sa.func.count()).where(
-            message.c.queue == queue,
-            message.c.visible_at <= now,
-            sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now),
+            message.c.queue == queue, states.ready(message, self.now())
         )
         return int(self._scalar(statement, connection))
 
@@ -522,7 +556,7 @@ class MessageStore:
         """Delete one bounded batch of messages whose time-to-live ran out."""
         message = self.tables.message
         expired = (
-            sa.select(message.c.id).where(message.c.expires_at <= time.time()).limit(_EXPIRED_BATCH)
+            sa.select(message.c.id).where(message.c.expires_at <= self.now()).limit(_EXPIRED_BATCH)
         )
         with self.engine.begin() as connection:
             if self.dialect in ("mysql", "mariadb"):

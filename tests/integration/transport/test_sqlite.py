@@ -17,6 +17,7 @@ from link_message_queue.transport import upgrade
 from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
+from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.sqlite_messages import SqliteMessages
 
 
@@ -55,14 +56,14 @@ def _messages(sqlite_url: str) -> tuple[SqliteMessages, sqlite3.Connection]:
     connection: Any = engine.raw_connection()
     driver: sqlite3.Connection = connection.driver_connection
     connection.close()
-    return SqliteMessages(engine, "linkmq_message"), driver
+    return SqliteMessages(engine, queue_tables("linkmq_").message), driver
 
 
 def test_sqlite__a_claim_that_loses_rows_to_a_rival_between_read_and_update_gets_only_its_own(
     sqlite_url: str,
 ) -> None:
     messages, traced = _messages(sqlite_url)
-    messages.put_many([PendingRow("q", f"m{n}", 0, None, time.time()) for n in range(6)])
+    messages.put_many([PendingRow("q", f"m{n}", 0, None) for n in range(6)])
     rival = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
 
     def rival_claims_first_two(statement: str) -> None:
@@ -100,8 +101,7 @@ def test_sqlite__a_batch_larger_than_one_statement_is_written_whole_and_in_order
     sqlite_url: str,
 ) -> None:
     messages, _ = _messages(sqlite_url)
-    now = time.time()
-    messages.put_many([PendingRow("q", f"m{n}", 0, None, now) for n in range(2500)])
+    messages.put_many([PendingRow("q", f"m{n}", 0, None) for n in range(2500)])
     taken = messages.take("q", 5000, acked=())
     assert [payload for _, payload, _, _ in sorted(taken)] == [f"m{n}" for n in range(2500)]
     assert messages.take("q", 10, acked=()) == []
@@ -142,9 +142,8 @@ def test_sqlite__a_batch_refused_midway_writes_nothing_and_leaves_the_connection
         "CREATE TRIGGER refuse_poison BEFORE INSERT ON linkmq_message "
         "WHEN NEW.payload = 'poison' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
     )
-    now = time.time()
-    batch = [PendingRow("q", f"m{n}", 0, None, now) for n in range(2500)]
-    batch[1500] = PendingRow("q", "poison", 0, None, now)
+    batch = [PendingRow("q", f"m{n}", 0, None) for n in range(2500)]
+    batch[1500] = PendingRow("q", "poison", 0, None)
 
     with pytest.raises(sa.exc.DBAPIError, match="poison refused"):
         messages.put_many(batch)
