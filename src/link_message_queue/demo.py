@@ -148,8 +148,8 @@ def run_demo(
                 log_path=log_path,
             )
         finally:
-            progress.end()
             _stop(processes)
+            progress.end()
             for sig, handler in stopping.items():
                 signal.signal(sig, handler)
     say(
@@ -223,11 +223,11 @@ def _start_celery(
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     """A warm shutdown (SIGTERM) of each process; those still running after
     ``STOP_TIMEOUT_S``, or all of them at a second Ctrl-C, are killed with their children."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
     try:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for process in processes:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except (subprocess.TimeoutExpired, KeyboardInterrupt):

@@ -102,12 +102,17 @@ def _demo_processes(folder: Path) -> list[int]:
     return found
 
 
-def _interrupt_when(folder: Path, moment: Callable[[DemoRun], bool], what: str) -> str:
+def _interrupt_when(
+    folder: Path, moment: Callable[[DemoRun], bool], what: str, *, presses: int = 1
+) -> str:
     run = DemoRun(folder)
     try:
         wait_for(lambda: moment(run) or run.process.poll() is not None, RUN_TIMEOUT_S, what)
         assert run.process.poll() is None, f"the demo ended before {what}:\n{run.output()}"
-        run.ctrl_c()
+        for _ in range(presses):  # a second Ctrl-C kills worker and beat at once
+            if run.process.poll() is None:
+                run.ctrl_c()
+                time.sleep(0.3)
         code = run.finish()
     finally:
         run.close()
@@ -133,6 +138,7 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
             tmp_path, lambda run: b"demo: importing" in run.stdout, "as worker and beat start"
         )
         _interrupt_when(tmp_path, lambda run: b"0/50" in run.stderr, "with its import queued")
+        _interrupt_when(tmp_path, lambda run: b"/50" in run.stderr, "twice", presses=2)
 
         # When the demo runs to its end, twice, in the same folder
         outputs = []
