@@ -167,16 +167,25 @@ def _clear_leftovers(engine: sa.Engine, settings: Settings) -> tuple[int, int]:
     """Delete every message on the demo's queue and mark the demo's processes that are still
     "running" failed: (messages deleted, processes marked)."""
     message = queue_tables(settings.table_prefix).message
-    process = process_tables(settings.table_prefix).process
+    tables = process_tables(settings.table_prefix)
+    process, task = tables.process, tables.task
+    stale = sa.and_(
+        process.c.status == RUNNING,
+        sa.or_(process.c.name == START, process.c.name.startswith(f"{START} > ")),
+    )
+    now = time.time()
     with engine.begin() as connection:
         queued = connection.execute(sa.delete(message).where(message.c.queue == settings.queue))
-        running = connection.execute(
-            sa.update(process)
+        connection.execute(
+            sa.update(task)
             .where(
-                process.c.status == RUNNING,
-                sa.or_(process.c.name == START, process.c.name.startswith(f"{START} > ")),
+                task.c.status == RUNNING,
+                task.c.process_id.in_(sa.select(process.c.id).where(stale)),
             )
-            .values(status=FAILED, finished_at=time.time())
+            .values(status=FAILED, finished_at=now)
+        )
+        running = connection.execute(
+            sa.update(process).where(stale).values(status=FAILED, finished_at=now)
         )
         return queued.rowcount, running.rowcount
 

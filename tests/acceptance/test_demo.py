@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from .processes import REPO, wait_for
 
@@ -29,7 +30,7 @@ class DemoRun:
     """``link-mq demo`` in its own process group (the terminal's foreground group, as it
     were), its output collected as it comes."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
         environment = {
             key: value
             for key, value in os.environ.items()
@@ -38,7 +39,7 @@ class DemoRun:
         self.process = subprocess.Popen(
             [str(LINK_MQ), "demo"],
             cwd=folder,
-            env={**environment, "PYTHONPATH": str(REPO)},
+            env={**environment, "PYTHONPATH": str(REPO), **(extra_env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -103,9 +104,14 @@ def _demo_processes(folder: Path) -> list[int]:
 
 
 def _interrupt_when(
-    folder: Path, moment: Callable[[DemoRun], bool], what: str, *, presses: int = 1
+    folder: Path,
+    moment: Callable[[DemoRun], bool],
+    what: str,
+    *,
+    presses: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> str:
-    run = DemoRun(folder)
+    run = DemoRun(folder, extra_env)
     try:
         wait_for(lambda: moment(run) or run.process.poll() is not None, RUN_TIMEOUT_S, what)
         assert run.process.poll() is None, f"the demo ended before {what}:\n{run.output()}"
@@ -131,14 +137,21 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
     if not LINK_MQ.exists():
         pytest.skip(f"{LINK_MQ} is not installed (pip install -e .)")
     try:
-        # Given a demo interrupted while its modules load, as it starts worker and beat, and
-        # once its import is queued but before the worker took it
+        # Given a demo interrupted while its modules load, as it starts worker and beat, once
+        # its import is queued but before the worker took it, with Ctrl-C twice, and halfway
         _interrupt_when(tmp_path, lambda run: time.sleep(0.3) is None, "while it loads")
         _interrupt_when(
             tmp_path, lambda run: b"demo: importing" in run.stdout, "as worker and beat start"
         )
         _interrupt_when(tmp_path, lambda run: b"0/50" in run.stderr, "with its import queued")
         _interrupt_when(tmp_path, lambda run: b"/50" in run.stderr, "twice", presses=2)
+        # (one message a tick, a tick a second: still importing when its first chunk is in)
+        _interrupt_when(
+            tmp_path,
+            lambda run: b"10/50" in run.stderr,
+            "halfway",
+            extra_env={"LINK_MQ_TICK_INTERVAL": "1", "LINK_MQ_MESSAGES_PER_TICK": "1"},
+        )
 
         # When the demo runs to its end, twice, in the same folder
         outputs = []
@@ -154,6 +167,17 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
             assert "0 dead-lettered" in output, output
             assert "Traceback" not in output, output
         assert not _demo_processes(tmp_path)
+        # and nothing an interrupted run started is left "running"
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'link_mq.sqlite3'}")
+        with engine.connect() as connection:
+            running = connection.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM linkmq_process WHERE status = 'running')"
+                    " + (SELECT count(*) FROM linkmq_process_task WHERE status = 'running')"
+                )
+            ).scalar_one()
+        engine.dispose()
+        assert running == 0
     finally:
         for pid in _demo_processes(tmp_path):
             os.kill(pid, signal.SIGKILL)
