@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
+# The stamp is touched last, so .venv is either complete or made afresh: a venv half made by
+# an interrupted run (Ctrl-C while pip installs itself, say) is removed instead of breaking
+# every later run with "already satisfied" packages that lack their files.
 $(BIN)/.installed: pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 demo: $(BIN)/.installed

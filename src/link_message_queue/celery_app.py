@@ -12,12 +12,15 @@ from typing import Any
 
 from celery import Celery, signals
 
-from .bridge.errors import RetryLaterError
+from .bridge.errors import BridgeError, RetryLaterError
 from .bridge.runtime import Runtime, build_runtime
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .celery_config import celery_config
+from .engine import EngineError
 from .messages import TickOccurred
-from .settings import Settings
+from .processor.errors import ProcessorError
+from .services import ServiceError
+from .settings import Settings, SettingsError
 from .task_events import GroupedTaskEvents
 from .transport import DriverMissingError
 from .transport.engines import require_driver
@@ -59,6 +62,21 @@ def runtime() -> Runtime:
         _runtime = build_runtime(app, Settings.from_env())
         _runtime_pid = os.getpid()
     return _runtime
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def check_config(sender: Any = None, **_: Any) -> None:
+    """Build this process's runtime as a worker or beat starts, so a config that cannot work (a
+    misspelled ``LINK_MQ_CONFIG`` module, a name in it that leads nowhere) stops start-up with
+    one message instead of a traceback on every tick. SystemExit, as Celery's signal dispatch
+    would log and swallow any other exception."""
+    if getattr(sender, "app", None) is not app:
+        return  # another app's worker or beat in this process
+    try:
+        runtime()
+    except (BridgeError, EngineError, ServiceError, ProcessorError, SettingsError) as exc:
+        raise SystemExit(f"link-mq: cannot start: {exc}") from exc
 
 
 @app.task(name=TICK_TASK, ignore_result=True)

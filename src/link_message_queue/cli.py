@@ -19,7 +19,8 @@ from celery import Celery
 from .bridge.errors import BridgeError
 from .bridge.runtime import Runtime, build_runtime
 from .celery_config import celery_config
-from .demo import run_demo
+from .console import stopped
+from .demo import DemoError, run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
 from .metrics import render_metrics, serve
@@ -144,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"link-mq: {exc}", file=sys.stderr)
         return 2
+    except DemoError as exc:
+        print(f"link-mq: demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # the demo has stopped its worker and beat on the way out
+        return stopped()
     except InvalidMessageError as exc:
         print(f"link-mq: the message is invalid: {exc}", file=sys.stderr)
         return 2

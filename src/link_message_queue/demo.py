@@ -3,11 +3,16 @@
 It writes a CSV file of users into the working directory, starts a real ``celery worker``
 and ``celery beat`` on a SQLite file there, and starts a workflow process that imports the
 users into the application table ``demo_user`` in chunks — every step through the queue. It
-shows progress until the process ends, prints the outcome and stops its processes (also on
-Ctrl-C)."""
+shows progress until the process ends, prints the outcome and stops its processes.
+
+The demo owns its queue and its processes: each run starts from a clean state (what an
+interrupted run left queued is deleted, its processes still "running" are marked failed), so it
+can run again and again in the same folder. Ctrl-C (or SIGTERM, SIGHUP) at any moment stops the
+worker and beat and raises KeyboardInterrupt."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,12 +28,14 @@ from celery import Celery
 
 from .bridge.producer import Producer
 from .celery_config import celery_config
-from .demo_workflow import metadata, start_message, user_table, write_users_csv
+from .demo_workflow import START, metadata, start_message, user_table, write_users_csv
 from .processor.schema import process_tables
+from .processor.state import FAILED, RUNNING
 from .settings import Settings
 from .transport import upgrade
 from .transport.engines import engine_for, masked
 from .transport.options import TransportOptions
+from .transport.schema import queue_tables
 
 # The demo's own pace unless the environment says otherwise: fast ticks, several messages each.
 DEMO_ENVIRONMENT = {
@@ -39,6 +46,12 @@ DEMO_ENVIRONMENT = {
 }
 DEMO_CSV = "demo_users.csv"
 _BAR_WIDTH = 30
+STOP_TIMEOUT_S = 20.0  # a warm shutdown of worker and beat, before they are killed
+_LOG_TAIL_LINES = 20
+
+
+class DemoError(Exception):
+    """The demo could not run; the message says why and where to look."""
 
 
 @dataclass
@@ -58,17 +71,22 @@ class DemoSummary:
         return self.status == "succeeded" and self.written == self.users
 
 
+def _say(line: str) -> None:
+    """A line of the report on stdout, flushed at once: a pipe shows it as it comes."""
+    print(line, flush=True)
+
+
 def run_demo(
     users: int = 50,
     chunk: int = 10,
     timeout_s: float = 120.0,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = _say,
     environ: Mapping[str, str] | None = None,
     *,
     external: bool = False,
 ) -> DemoSummary:
     """``external``: use the worker and beat that already run (docker compose's demo profile)
-    instead of starting them."""
+    instead of starting them. ``say``: where each line of the report goes."""
     env = {**DEMO_ENVIRONMENT, **(os.environ if environ is None else environ)}
     csv_path = Path(env.get("LINK_MQ_DEMO_CSV", DEMO_CSV)).resolve()
     env = {
@@ -79,6 +97,14 @@ def run_demo(
     settings = Settings.from_env(env)
     engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
     upgrade(engine, settings.table_prefix)
+    if not external:
+        # No worker runs yet: what is on the queue or "running" was left by an interrupted run.
+        queued, running = _clear_leftovers(engine, settings)
+        if queued or running:
+            say(
+                f"demo: cleared what an interrupted run left: {queued} queued messages, "
+                f"{running} processes marked failed"
+            )
     metadata.drop_all(engine)  # the demo's own table: each run starts empty
     metadata.create_all(engine)
     write_users_csv(str(csv_path), users)
@@ -91,9 +117,18 @@ def run_demo(
         f"{chunk} per chunk, every step through the queue"
     )
 
+    processes: list[subprocess.Popen[bytes]] = []
+    progress = _ProgressBar()
+    stopping = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     with tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
-        processes = [] if external else _start_celery(env, Path(workdir))
         try:
+            # SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the worker
+            # and beat run in sessions of their own and would outlive it otherwise.
+            for sig in stopping:
+                signal.signal(sig, signal.default_int_handler)
+            log_path = Path(workdir) / "celery.log"
+            if not external:
+                _start_celery(env, log_path, processes)
             started = time.monotonic()
             dead_before = _dead_letters(engine, settings)
             since = time.time()
@@ -109,9 +144,14 @@ def run_demo(
                 started=started,
                 timeout_s=timeout_s,
                 processes=processes,
+                progress=progress,
+                log_path=log_path,
             )
         finally:
             _stop(processes)
+            progress.end()
+            for sig, handler in stopping.items():
+                signal.signal(sig, handler)
     say(
         f"demo: process {summary.process_id or '-'} {summary.status}: {summary.written} of "
         f"{summary.users} users written in {summary.chunks_succeeded} of {summary.chunks} "
@@ -123,9 +163,39 @@ def run_demo(
     return summary
 
 
-def _start_celery(env: Mapping[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
+def _clear_leftovers(engine: sa.Engine, settings: Settings) -> tuple[int, int]:
+    """Delete every message on the demo's queue and mark the demo's processes that are still
+    "running" failed: (messages deleted, processes marked)."""
+    message = queue_tables(settings.table_prefix).message
+    tables = process_tables(settings.table_prefix)
+    process, task = tables.process, tables.task
+    stale = sa.and_(
+        process.c.status == RUNNING,
+        sa.or_(process.c.name == START, process.c.name.startswith(f"{START} > ")),
+    )
+    now = time.time()
+    with engine.begin() as connection:
+        queued = connection.execute(sa.delete(message).where(message.c.queue == settings.queue))
+        connection.execute(
+            sa.update(task)
+            .where(
+                task.c.status == RUNNING,
+                task.c.process_id.in_(sa.select(process.c.id).where(stale)),
+            )
+            .values(status=FAILED, finished_at=now)
+        )
+        running = connection.execute(
+            sa.update(process).where(stale).values(status=FAILED, finished_at=now)
+        )
+        return queued.rowcount, running.rowcount
+
+
+def _start_celery(
+    env: Mapping[str, str], log_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Start worker and beat into ``processes``, each in a session of its own: Ctrl-C reaches
+    the demo alone, which stops them in order (and can kill each with its pool children)."""
     base = [sys.executable, "-m", "celery", "-A", "link_message_queue.celery_app"]
-    log = (workdir / "celery.log").open("ab")
     commands = [
         [
             *base,
@@ -137,23 +207,42 @@ def _start_celery(env: Mapping[str, str], workdir: Path) -> list[subprocess.Pope
             "--without-mingle",
             "--without-gossip",
         ],
-        [*base, "beat", "--loglevel", "WARNING", "--schedule", str(workdir / "beat-schedule")],
+        [
+            *base,
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(log_path.with_name("beat-schedule")),
+        ],
     ]
-    return [
-        subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-        for command in commands
-    ]
+    with log_path.open("ab") as log:
+        for command in commands:
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    env={**os.environ, **env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """A warm shutdown (SIGTERM) of each process; those still running after
+    ``STOP_TIMEOUT_S``, or all of them at a second Ctrl-C, are killed with their children."""
+    try:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in processes:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
@@ -167,6 +256,8 @@ def _watch(
     started: float,
     timeout_s: float,
     processes: list[subprocess.Popen[bytes]],
+    progress: _ProgressBar,
+    log_path: Path,
 ) -> DemoSummary:
     process = process_tables(settings.table_prefix).process
     while True:
@@ -187,11 +278,11 @@ def _watch(
         top = [run for run in runs if run.parent_position is None]
         chunks = [run for run in runs if run.parent_position is not None]
         dead = _dead_letters(engine, settings) - dead_before
-        _progress(int(written), users)
+        progress.show(int(written), users)
         elapsed = time.monotonic() - started
-        ended = bool(top) and top[0].status != "running"
+        ended = bool(top) and top[0].status != RUNNING
         if ended or dead or elapsed > timeout_s:
-            sys.stderr.write("\n")
+            progress.end()
             return DemoSummary(
                 users=users,
                 written=int(written),
@@ -203,9 +294,13 @@ def _watch(
                 status=top[0].status if ended else "timed out" if not dead else "stuck",
                 elapsed_s=elapsed,
             )
-        for child in processes:
+        for name, child in zip(("worker", "beat"), processes, strict=False):
             if child.poll() is not None:
-                raise RuntimeError(f"a Celery process stopped early (exit code {child.returncode})")
+                tail = log_path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+                raise DemoError(
+                    f"celery {name} stopped early (exit code {child.returncode}); "
+                    "the end of its log:\n" + "\n".join(tail)
+                )
         time.sleep(0.1)
 
 
@@ -215,7 +310,20 @@ def _dead_letters(engine: sa.Engine, settings: Settings) -> int:
         return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def _progress(done: int, total: int) -> None:
-    filled = _BAR_WIDTH * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total}")
-    sys.stderr.flush()
+class _ProgressBar:
+    """``[####......] 20/50`` redrawn in place on stderr; ``end`` closes its line."""
+
+    def __init__(self) -> None:
+        self._drawn = False
+
+    def show(self, done: int, total: int) -> None:
+        filled = _BAR_WIDTH * done // max(total, 1)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total}")
+        sys.stderr.flush()
+        self._drawn = True
+
+    def end(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._drawn = False

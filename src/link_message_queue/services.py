@@ -101,6 +101,14 @@ class ServiceRegistry:
             f"no service is registered as {name!r}{via}; registered: {known}"
         )
 
+    def check_paths(self) -> None:
+        """Import every service registered by dotted path, without instantiating it, so that a
+        path leading nowhere stops start-up instead of failing the first message for it.
+
+        Raises :class:`ServiceImportError` naming the service and its path."""
+        for name, path in self._paths.items():
+            _resolve(name, path)
+
     def names(self) -> Iterator[str]:
         yield from self._services
         yield from self._paths
@@ -114,6 +122,13 @@ class ServiceRegistry:
 
 
 def _import(name: str, path: str) -> Any:
+    target = _resolve(name, path)
+    if isinstance(target, type):
+        target = target()
+    return target
+
+
+def _resolve(name: str, path: str) -> Any:
     module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
     if not module_name or not attribute:
         raise ServiceImportError(f"service {name!r}: {path!r} is not module:attribute")
@@ -129,6 +144,4 @@ def _import(name: str, path: str) -> Any:
             raise ServiceImportError(
                 f"service {name!r}: {module_name!r} has no attribute {attribute!r}"
             ) from None
-    if isinstance(target, type):
-        target = target()
     return target

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..engine import WorkflowEngine
-from ..processor.definitions import load_process_definitions
+from ..processor.definitions import load_process_definitions, named_targets
 from ..processor.types import TypeRegistry
 from ..processor.workflow_processor import WorkflowProcessor
 from ..services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
@@ -59,7 +59,14 @@ def load_config(settings: Settings) -> WorkflowConfig:
             module = importlib.import_module(settings.config_module)
         except ImportError as exc:
             raise BridgeError(
-                f"LINK_MQ_CONFIG={settings.config_module!r} cannot be imported: {exc}"
+                f"LINK_MQ_CONFIG={settings.config_module!r} cannot be imported: {exc}; check "
+                "the module's name and that its folder is on the Python path (PYTHONPATH)"
+            ) from exc
+        except Exception as exc:  # the user's module failed while it ran: say which
+            raise BridgeError(
+                f"LINK_MQ_CONFIG={settings.config_module!r} failed while it was imported: "
+                f"{type(exc).__name__}: {exc}; run `python -c 'import {settings.config_module}'` "
+                "to see where"
             ) from exc
     channels = getattr(module, "CHANNELS", DEFAULT_CHANNELS)
     services = getattr(module, "SERVICES", {})
@@ -111,9 +118,12 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     register_producer(registry, producer)
     for name, service in config.services.items():
         registry.register(name, service)
+    targets: dict[str, str] = {}
     if config.processes is not None:
+        definitions = load_process_definitions(config.processes)
+        targets = named_targets(definitions, settings.node_name)
         processor = WorkflowProcessor(
-            load_process_definitions(config.processes),
+            definitions,
             node_name=settings.node_name,
             engine=store.engine,
             table_prefix=settings.table_prefix,
@@ -124,6 +134,9 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     if config.enable_queue:
         channels = enable_workflow_processor_message_queue(channels, settings.node_name)
     workflow_engine = WorkflowEngine(channels, registry, settings.node_name)
+    # Every name the config uses must lead somewhere now, not at the first message for it.
+    registry.check_paths()
+    workflow_engine.check_names(targets)
     dead_letters = DeadLetters(store.engine, store.tables)
     policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

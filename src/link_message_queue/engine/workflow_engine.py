@@ -18,8 +18,8 @@ from ..messages import (
 )
 from ..messages.ids import validate_node_name
 from ..services import CONSUMER_SENDER, WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
-from .channels import Channel, load_channels
-from .errors import EngineError, QueueLoopError
+from .channels import WILDCARD_TARGET, Channel, load_channels
+from .errors import ChannelConfigError, EngineError, QueueLoopError
 from .handlers import ChannelPlugin, DispatchContext, MessageHandler
 from .resolution import command_address, resolve_channel
 
@@ -49,8 +49,67 @@ class WorkflowEngine:
         return resolve_channel(self.channels, message.target, None, None)
 
     def dispatcher_name(self, channel: Channel, target: str) -> str:
-        name = channel.dispatcher_for(target)
+        return self._service(channel.dispatcher_for(target))
+
+    def _service(self, name: str) -> str:
+        """The service behind a dispatcher or target name: this node's name is the processor."""
         return WORKFLOW_PROCESSOR_SERVICE if name == self.node_name else name
+
+    def check_names(self, targets: Mapping[str, str] | None = None) -> None:
+        """Fail at load rather than at dispatch when a name leads nowhere: each channel's
+        ``message_dispatcher`` and ``utils`` must be registered services, and every target of
+        a channel that delivers here (no dispatcher, or one that queues the message for the
+        consumer to deliver here) must be a registered service or this node's name (the
+        workflow processor). ``targets`` adds names used elsewhere (``{target: where it is
+        named}``, e.g. the process definitions' sources), held to the same rule.
+
+        A target may also be carried away by a channel whose dispatcher does not queue (to
+        another node, say): such channels' targets are not checked.
+
+        Raises :class:`ChannelConfigError` naming the channel (or place), the unknown name and
+        the registered services."""
+        forwarded = {
+            target
+            for channel in self.channels
+            if channel.message_dispatcher is not None
+            and self.registry.has(self._service(channel.message_dispatcher))
+            and not self.registry.enqueues(self._service(channel.message_dispatcher))
+            for target in channel.targets
+        }
+
+        def delivered(target: str) -> bool:
+            known_here = self.registry.has(self._service(target))
+            return known_here or target in forwarded or WILDCARD_TARGET in forwarded
+
+        for channel in self.channels:
+            where = f"channel {channel.name!r}"
+            for util in channel.utils:
+                if not self.registry.has(util):
+                    self._unknown(f"{where}: util", util)
+            if channel.message_dispatcher is not None:
+                dispatcher = self._service(channel.message_dispatcher)
+                if not self.registry.has(dispatcher):
+                    self._unknown(f"{where}: message_dispatcher", channel.message_dispatcher)
+                if not self.registry.enqueues(dispatcher):
+                    continue  # carried elsewhere: its targets need not be known here
+            for target in channel.targets:
+                if target != WILDCARD_TARGET and not delivered(target):
+                    self._unknown(f"{where}: target", target)
+        for target, named_in in (targets or {}).items():
+            if not delivered(target):
+                self._unknown(named_in, target)
+
+    def _unknown(self, what: str, name: str) -> None:
+        known = ", ".join(repr(known) for known in sorted(self.registry.names())) or "none"
+        processor = (
+            f" or the node name {self.node_name!r} (the workflow processor)"
+            if self.registry.has(WORKFLOW_PROCESSOR_SERVICE)
+            else ""
+        )
+        raise ChannelConfigError(
+            f"{what} {name!r} names no registered service; fix the spelling or add it to "
+            f"SERVICES. Registered: {known}{processor}"
+        )
 
     def dispatch(
         self,

@@ -159,3 +159,27 @@ def _parse_task(process_name: str, index: int, raw: object) -> Task:
                 f"{here} ({task_type}): cannot load {target!r}: {exc}"
             ) from None
     return task
+
+
+def named_targets(definitions: Mapping[str, ProcessDefinition], node_name: str) -> dict[str, str]:
+    """``{target: where it is named}`` for every message target the processor on
+    ``node_name`` dispatches to: collect_data sources, process_data targets, run_sub_process
+    nodes, and those of the sub-processes that run on this node (another node checks its own)."""
+    found: dict[str, str] = {}
+
+    def walk(definition: ProcessDefinition) -> None:
+        for index, task in enumerate(definition.tasks, 1):
+            here = f"process {definition.name!r}, task {index} ({task.task_type})"
+            for key in ("source", "target", "target_node_name"):
+                if key in task.config:
+                    found.setdefault(str(task.config[key]), f"{here}: {key}")
+            if task.task_type == RUN_SUB_PROCESS and task.config["target_node_name"] == node_name:
+                walk(
+                    parse_definition(
+                        f"{definition.name} > task {index}", task.config["process_definition"]
+                    )
+                )
+
+    for definition in definitions.values():
+        walk(definition)
+    return found

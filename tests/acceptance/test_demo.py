@@ -1,0 +1,183 @@
+"""``link-mq demo`` as a newcomer runs it: interrupted with Ctrl-C at several moments, then run
+to the end twice, all in the same folder. Ctrl-C ends it cleanly at any moment (exit code 130,
+one line, no traceback, no worker or beat left behind) and every run starts afresh."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from .processes import REPO, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+LINK_MQ = Path(sys.executable).with_name("link-mq")  # the console script, as `make demo` runs it
+SUCCEEDED = "succeeded: 50 of 50 users written in 5 of 5 chunks"
+STOPPED = "link-mq: stopped (Ctrl-C)"
+RUN_TIMEOUT_S = 240.0  # generous: the machine may be busy
+
+
+class DemoRun:
+    """``link-mq demo`` in its own process group (the terminal's foreground group, as it
+    were), its output collected as it comes."""
+
+    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("LINK_MQ_") and key != "PYTHONUNBUFFERED"
+        }
+        self.process = subprocess.Popen(
+            [str(LINK_MQ), "demo"],
+            cwd=folder,
+            env={**environment, "PYTHONPATH": str(REPO), **(extra_env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, buffer), daemon=True)
+            for stream, buffer in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: object, buffer: bytearray) -> None:
+        assert hasattr(stream, "read1")
+        while chunk := stream.read1(4096):
+            buffer.extend(chunk)
+
+    def output(self) -> str:
+        return (bytes(self.stdout) + bytes(self.stderr)).decode(errors="replace")
+
+    def ctrl_c(self) -> None:
+        """What Ctrl-C in a terminal does: SIGINT to the whole foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def finish(self) -> int:
+        try:
+            return self.process.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Kill what still runs of it, read the rest of its output, close its pipes."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _demo_processes(folder: Path) -> list[int]:
+    """Every process started for the demo in ``folder``: each gets its CSV file's path."""
+    marker = f"LINK_MQ_DEMO_CSV={folder / 'demo_users.csv'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        if marker in environment.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _interrupt_when(
+    folder: Path,
+    moment: Callable[[DemoRun], bool],
+    what: str,
+    *,
+    presses: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> str:
+    run = DemoRun(folder, extra_env)
+    try:
+        wait_for(lambda: moment(run) or run.process.poll() is not None, RUN_TIMEOUT_S, what)
+        assert run.process.poll() is None, f"the demo ended before {what}:\n{run.output()}"
+        for _ in range(presses):  # a second Ctrl-C kills worker and beat at once
+            if run.process.poll() is None:
+                run.ctrl_c()
+                time.sleep(0.3)
+        code = run.finish()
+    finally:
+        run.close()
+    output = run.output()
+    assert code == 130, f"Ctrl-C {what}: exit code {code}\n{output}"
+    assert output.count(STOPPED) == 1, output
+    assert "Traceback" not in output, output
+    wait_for(lambda: not _demo_processes(folder), 10, f"no worker or beat left after Ctrl-C {what}")
+    return output
+
+
+@pytest.mark.timeout(1200)
+def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
+    tmp_path: Path,
+) -> None:
+    if not LINK_MQ.exists():
+        pytest.skip(f"{LINK_MQ} is not installed (pip install -e .)")
+    try:
+        # Given a demo interrupted while its modules load, as it starts worker and beat, once
+        # its import is queued but before the worker took it, with Ctrl-C twice, and halfway
+        _interrupt_when(tmp_path, lambda run: time.sleep(0.3) is None, "while it loads")
+        _interrupt_when(
+            tmp_path, lambda run: b"demo: importing" in run.stdout, "as worker and beat start"
+        )
+        _interrupt_when(tmp_path, lambda run: b"0/50" in run.stderr, "with its import queued")
+        _interrupt_when(tmp_path, lambda run: b"/50" in run.stderr, "twice", presses=2)
+        # (one message a tick, a tick a second: still importing when its first chunk is in)
+        _interrupt_when(
+            tmp_path,
+            lambda run: b"10/50" in run.stderr,
+            "halfway",
+            extra_env={"LINK_MQ_TICK_INTERVAL": "1", "LINK_MQ_MESSAGES_PER_TICK": "1"},
+        )
+
+        # When the demo runs to its end, twice, in the same folder
+        outputs = []
+        for _ in range(2):
+            run = DemoRun(tmp_path)
+            code = run.finish()
+            outputs.append(run.output())
+            assert code == 0, run.output()
+
+        # Then each imports every user, in exactly its own chunks, with nothing dead-lettered
+        for output in outputs:
+            assert SUCCEEDED in output, output
+            assert "0 dead-lettered" in output, output
+            assert "Traceback" not in output, output
+        assert not _demo_processes(tmp_path)
+        # and nothing an interrupted run started is left "running"
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'link_mq.sqlite3'}")
+        with engine.connect() as connection:
+            running = connection.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM linkmq_process WHERE status = 'running')"
+                    " + (SELECT count(*) FROM linkmq_process_task WHERE status = 'running')"
+                )
+            ).scalar_one()
+        engine.dispose()
+        assert running == 0
+    finally:
+        for pid in _demo_processes(tmp_path):
+            os.kill(pid, signal.SIGKILL)
