@@ -11,12 +11,13 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish
 
 from .bridge.errors import RetryLaterError
 from .bridge.runtime import Runtime, build_runtime
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
+from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
-from .messages import TickOccurred
 from .settings import Settings
 from .task_events import GroupedTaskEvents
 
@@ -43,11 +44,21 @@ def runtime() -> Runtime:
     return _runtime
 
 
-@app.task(name=TICK_TASK, ignore_result=True)
-def tick_occurred() -> dict[str, Any]:
+@before_task_publish.connect
+def _stamp_tick_emission(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """Celery beat stamps each tick it sends with its emission time: the tick lag metric
+    measures from there, with no setting to add."""
+    if sender == TICK_TASK and headers is not None:
+        stamp_emission(headers)
+
+
+@app.task(name=TICK_TASK, bind=True, ignore_result=True)
+def tick_occurred(self: Any) -> dict[str, Any]:
     """Publish a TickOccurred to the tick listeners: the built-in one runs a consumer step."""
     current = runtime()
-    current.ticks.publish(TickOccurred())
+    current.ticks.publish(tick_emitted(self.request.get(TICK_EMITTED_AT_HEADER)))
     return current.consumer_listener.last_result.as_dict()
 
 
