@@ -171,9 +171,10 @@ def test_bridge__ticks_and_steps_report_no_lost_lease(
     environment: dict[str, str], celery: Callable[..., CeleryProcess], tmp_path: Path
 ) -> None:
     # Given ticks every 0.2 s that expire after 0.18 s, and steps of about a second each
+    # (a lease of 4 s: on SQLite a renewal waits for the step's write lock, up to a second)
     url = environment["LINK_MQ_DATABASE_URL"]
     _dispatch(environment, 6, sleep_s=1.0)
-    worker = celery(*WORKER)
+    worker = celery(*WORKER, extra_env={"LINK_MQ_LEASE_S": "4"})
     celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
 
     # When they run

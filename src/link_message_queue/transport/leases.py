@@ -96,9 +96,10 @@ class LeaseKeeper:
                 # Unless it was claimed again since we read it.
                 if self._held.get(message_id) == held[message_id]:
                     del self._held[message_id]
-        # While our lease lasted no other consumer could claim the row: it left by our own
-        # ack or release, or by the cleaner (expired), and runs nowhere else. Once the lease
-        # ran out (a stall longer than the lease), another consumer may have claimed it.
+        # While our lease lasted no other consumer could claim the row (clocks agreeing): it
+        # left by our own ack or release, or by the cleaner (expired), and runs nowhere else.
+        # Once the lease ran out (a stall longer than the lease), another consumer may have
+        # claimed it.
         lost = sorted(i for i in gone if renewed_at - held[i] >= self.lease_s)
         if lost:
             logger.warning(
