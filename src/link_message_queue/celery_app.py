@@ -15,9 +15,9 @@ from celery import Celery, signals
 from .bridge.errors import BridgeError, RetryLaterError
 from .bridge.runtime import Runtime, build_runtime
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
+from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
 from .engine import EngineError
-from .messages import TickOccurred
 from .processor.errors import ProcessorError
 from .services import ServiceError
 from .settings import Settings, SettingsError
@@ -79,11 +79,21 @@ def check_config(sender: Any = None, **_: Any) -> None:
         raise SystemExit(f"link-mq: cannot start: {exc}") from exc
 
 
-@app.task(name=TICK_TASK, ignore_result=True)
-def tick_occurred() -> dict[str, Any]:
+@signals.before_task_publish.connect
+def _stamp_tick_emission(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """Celery beat stamps each tick it sends with its emission time: the tick lag metric
+    measures from there, with no setting to add."""
+    if sender == TICK_TASK and headers is not None:
+        stamp_emission(headers)
+
+
+@app.task(name=TICK_TASK, bind=True, ignore_result=True)
+def tick_occurred(self: Any) -> dict[str, Any]:
     """Publish a TickOccurred to the tick listeners: the built-in one runs a consumer step."""
     current = runtime()
-    current.ticks.publish(TickOccurred())
+    current.ticks.publish(tick_emitted(self.request.get(TICK_EMITTED_AT_HEADER)))
     return current.consumer_listener.last_result.as_dict()
 
 

@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _GAUGE_HELP = {
-    "tick_lag_seconds": "Seconds between the last tick's emission and its consumer step.",
+    "tick_lag_seconds": (
+        "Seconds from celery beat's emission of the last tick (beat host's clock) to the start"
+        " of its consumer step (worker host's clock; 0 if that clock is behind)."
+    ),
     "consumer_step_duration_seconds": "Seconds the last tick's consumer step took.",
     "last_tick_timestamp_seconds": "Unix time of the last tick that ran a consumer step.",
     "last_step_processed": "Messages the last tick's consumer step processed.",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,6 +119,79 @@ def test_bridge__ticks_consume_in_fifo_order_and_steps_never_overlap(
     for earlier, later in itertools.pairwise(rows):
         assert later.started_at >= earlier.ended_at, "two consumer steps overlapped"
     assert len({row.pid for row in rows}) >= 1
+
+
+def _gauges(database_url: str) -> dict[str, float]:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT name, value FROM linkmq_gauge"))
+            return {str(name): float(value) for name, value in rows}
+    finally:
+        engine.dispose()
+
+
+def _queued_ticks(database_url: str) -> int:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT count(*) FROM linkmq_message WHERE payload LIKE '%link.tick_occurred%'"
+            return int(connection.execute(sa.text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_bridge__tick_lag_counts_from_beats_emission(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess], tmp_path: Path
+) -> None:
+    url = environment["LINK_MQ_DATABASE_URL"]
+    delay_s = 2.5
+    # Ticks that stay valid (expires: 0.9 of the interval) well beyond the delay
+    slow_ticks = {"LINK_MQ_TICK_INTERVAL": "10"}
+    worker = celery(*WORKER, extra_env=slow_ticks)
+    wait_for(lambda: " ready." in worker.log(), 60, "the worker to be ready")
+
+    # Given a worker that cannot run the tick beat emitted for a known time (stopped)
+    os.killpg(worker.process.pid, signal.SIGSTOP)
+    try:
+        celery("beat", "--schedule", str(tmp_path / "beat-schedule"), extra_env=slow_ticks)
+        wait_for(lambda: _queued_ticks(url) == 1, 60, "beat to emit a tick")
+        time.sleep(delay_s)
+    finally:
+        resumed_at = time.time()
+        os.killpg(worker.process.pid, signal.SIGCONT)
+
+    # When the worker runs it (the gauges of an earlier test may be there: the PostgreSQL
+    # database is the module's)
+    recorded: dict[str, float] = {}
+
+    def tick_ran() -> bool:
+        recorded.update(_gauges(url))
+        return recorded.get("last_tick_timestamp_seconds", 0.0) >= resumed_at
+
+    wait_for(tick_ran, 30, "the tick's consumer step")
+
+    # Then the lag counts from beat's emission, not from the task's start
+    assert recorded["tick_lag_seconds"] >= delay_s
+
+
+def test_bridge__ticks_and_steps_report_no_lost_lease(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess], tmp_path: Path
+) -> None:
+    # Given ticks every 0.2 s that expire after 0.18 s, and steps of about a second each
+    # (a lease of 4 s: on SQLite a renewal waits for the step's write lock, up to a second)
+    url = environment["LINK_MQ_DATABASE_URL"]
+    _dispatch(environment, 6, sleep_s=1.0)
+    worker = celery(*WORKER, extra_env={"LINK_MQ_LEASE_S": "4"})
+    celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
+
+    # When they run
+    wait_for(lambda: len(_handled(url)) == 6, 90, "every message to be handled")
+
+    # Then no message ran twice, and no lease is said to be lost: the ticks' rows left by
+    # their acks or by the cleaner (expired) while their leases lasted
+    assert _runs(environment, "start") == Counter(range(6))
+    assert "may run twice" not in worker.log()
 
 
 def test_bridge__sigkill_during_a_step_writes_the_handlers_row_exactly_once(

@@ -3,6 +3,8 @@ than the lease is not redelivered while its worker lives."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -152,6 +154,28 @@ def test_worker_crash__long_task_is_not_redelivered_while_its_worker_lives(
 
     assert runs.events("start") == Counter({0: 1})
     assert runs.events("done") == Counter({0: 1})
+
+
+def test_worker_crash__a_stalled_worker_whose_lease_was_taken_says_the_task_may_run_twice(
+    broker_url: str, runs: Runs, start_worker: object
+) -> None:
+    # Given a worker running a long task that stalls (SIGSTOP) past its lease, and another
+    # worker that claims the task then
+    _publish(broker_url, 1, duration_s=LEASE_S * 4)
+    stalled = start_worker("prefork")  # type: ignore[operator]
+    wait_for(lambda: runs.events("start")[0] == 1, 60, "the task to start")
+    os.killpg(stalled.process.pid, signal.SIGSTOP)
+    try:
+        start_worker("prefork")  # type: ignore[operator]
+        wait_for(lambda: runs.events("start")[0] == 2, 60, "the other worker to take the task")
+    finally:
+        os.killpg(stalled.process.pid, signal.SIGCONT)
+
+    # When the stalled worker goes on, its next lease renewal finds the lease taken
+    wait_for(lambda: "may run twice" in stalled.log(), 30, "the stalled worker's warning")
+
+    # Then it said so (the task did run twice)
+    wait_for(lambda: runs.events("done")[0] == 2, 60, "both runs to finish")
 
 
 def test_worker_crash__prefork_children_publish_follow_up_tasks(

@@ -5,12 +5,38 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from ..messages import TickOccurred
 from .consumer import Step, StepResult
 
 logger = logging.getLogger(__name__)
+
+# Message header with the sender's time.time() when it published the tick task (celery beat):
+# the tick occurred then, however long it waited in the queue behind a busy worker.
+TICK_EMITTED_AT_HEADER = "linkmq_emitted_at"
+
+
+def stamp_emission(headers: dict[str, Any]) -> None:
+    """Stamp a tick task's message headers with the emission time (unless already stamped)."""
+    headers.setdefault(TICK_EMITTED_AT_HEADER, time.time())
+
+
+def tick_emitted(emitted_at: object) -> TickOccurred:
+    """The tick a tick task's message stands for: occurred at its ``TICK_EMITTED_AT_HEADER``
+    value (Unix seconds on the sender's clock), or now for a message without one (sent by a
+    client that does not stamp it)."""
+    if isinstance(emitted_at, int | float) and not isinstance(emitted_at, bool):
+        return TickOccurred(created_at=datetime.fromtimestamp(emitted_at, UTC))
+    if emitted_at is not None:
+        logger.warning(
+            "tick task header %s=%r is not a Unix time; the tick counts as emitted now",
+            TICK_EMITTED_AT_HEADER,
+            emitted_at,
+            extra={"action": "tick"},
+        )
+    return TickOccurred()
 
 
 class TickListener(Protocol):
@@ -52,7 +78,8 @@ class ConsumerTickListener:
         self.last_result = self.step.run(self.messages_per_tick)
         result = self.last_result
         if not result.busy:
-            # For the metrics: how late the tick ran and how long its step took.
+            # For the metrics: how late the tick ran (its emission on the sender's clock to its
+            # start on ours; negative when the clocks disagree) and how long its step took.
             self.step.store.set_gauges(
                 {
                     "tick_lag_seconds": max(0.0, started - tick.created_at.timestamp()),

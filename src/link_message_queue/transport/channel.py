@@ -351,6 +351,7 @@ class Channel(virtual.Channel):
         options = self.connection.options
         acked = self.connection.acks.take()
         no_ack = queue in self._no_ack_queues
+        leased_at = time.monotonic()
         try:
             if no_ack:
                 # no_ack consumers (Celery's remote control, event receivers) take messages as
@@ -363,7 +364,7 @@ class Channel(virtual.Channel):
             raise
         self.leases.forget(acked)
         if rows and not no_ack:
-            self.leases.hold(row.id for row in rows)
+            self.leases.hold((row.id for row in rows), leased_at)
             logger.debug(
                 "claim %d from %s",
                 len(rows),

@@ -34,20 +34,25 @@ class LeaseKeeper:
         self._renew_interval_s = renew_interval_s
         self._cleanup_interval_s = cleanup_interval_s
         self._active_queues = active_queues
-        self._held: set[int] = set()
+        # Held message id -> time.monotonic() taken just before the statement that last set
+        # its lease: the lease lasts at least until then + lease_s.
+        self._held: dict[int, float] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._listed = False  # whether the live-consumer list has this owner
 
-    def hold(self, ids: Iterable[int]) -> None:
+    def hold(self, ids: Iterable[int], leased_at: float) -> None:
+        """Renew these messages' leases from now on. ``leased_at``: ``time.monotonic()`` taken
+        before the claim that leased them."""
         with self._lock:
-            self._held.update(ids)
+            self._held.update(dict.fromkeys(ids, leased_at))
         self.start()
 
     def forget(self, ids: Iterable[int]) -> None:
         with self._lock:
-            self._held.difference_update(ids)
+            for message_id in ids:
+                self._held.pop(message_id, None)
 
     def held(self) -> list[int]:
         with self._lock:
@@ -72,20 +77,45 @@ class LeaseKeeper:
                 )
 
     def renew_now(self) -> int:
-        held = self.held()
+        """Extend the held leases; returns how many were extended. A held message whose row is
+        no longer ours was acked, released or deleted (its time-to-live ran out) meanwhile:
+        it is forgotten, and a warning is logged only if its lease may have run out first."""
+        with self._lock:
+            held = dict(self._held)
         if not held:
             return 0
+        renewing_at = time.monotonic()
         renewed = self.store.renew(held, self.owner, self.lease_s)
-        lost = set(held) - renewed
+        renewed_at = time.monotonic()
+        gone = set(held) - renewed
+        with self._lock:
+            for message_id in renewed:
+                if message_id in self._held:
+                    self._held[message_id] = max(self._held[message_id], renewing_at)
+            for message_id in gone:
+                # Unless it was claimed again since we read it.
+                if self._held.get(message_id) == held[message_id]:
+                    del self._held[message_id]
+        # While our lease lasted no other consumer could claim the row (clocks agreeing): it
+        # left by our own ack or release, or by the cleaner (expired), and runs nowhere else.
+        # Once the lease ran out (a stall longer than the lease), another consumer may have
+        # claimed it.
+        lost = sorted(i for i in gone if renewed_at - held[i] >= self.lease_s)
         if lost:
-            # Leases we no longer own ran out (a stall longer than the lease) or the messages
-            # are gone: another consumer may be running them now. Stop renewing them.
-            self.forget(lost)
             logger.warning(
-                "%d of %d leases were lost before renewal; those messages may run twice",
+                "%d of %d leases were lost before renewal (not renewed for %.1f s, lease %.1f "
+                "s), and another consumer may have claimed them: those messages may run twice",
                 len(lost),
                 len(held),
-                extra={"action": "lease_lost", "message_ids": sorted(lost)},
+                renewed_at - min(held[i] for i in lost),
+                self.lease_s,
+                extra={"action": "lease_lost", "message_ids": lost},
+            )
+        if len(gone) > len(lost):
+            logger.debug(
+                "%d held messages were acked, released or expired before their renewal",
+                len(gone) - len(lost),
+                extra={"action": "renew"},
             )
         return len(renewed)
 
