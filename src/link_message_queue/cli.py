@@ -291,7 +291,7 @@ def dead_letter_table(letters: Sequence[DeadLetter], width: int | None = None) -
         for letter in letters
     ]
     header = ("id", "failed at (UTC)", "reason", "attempts", "message", "error")
-    fixed = table(header, [row[:-1] for row in rows], right_aligned=(0, 3))
+    fixed = table(header[:-1], [row[:-1] for row in rows], right_aligned=(0, 3))
     total = width or shutil.get_terminal_size((120, 24)).columns
     error_width = max(total - len(max(fixed, key=len)) - 2, _MIN_ERROR_WIDTH)
     cut = [(*row[:-1], one_line(row[-1], error_width)) for row in rows]
