@@ -7,6 +7,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import link_message_queue
 
 
@@ -23,7 +25,8 @@ def test_public_api__the_quick_start_imports_work() -> None:
 
     message = WorkflowMessage.collect_data_of("Acme\\User", origin="quick-start", target="x")
     assert message.payload == Payload("Acme\\User")
-    assert callable(producer) and callable(publish_on)
+    assert callable(producer)
+    assert callable(publish_on)
     assert Settings.from_env({}).queue == "link_processing_queue"
     assert DispatchContext.__name__ == "DispatchContext"
     assert WorkflowMessageHandler.__name__ == "WorkflowMessageHandler"
@@ -39,12 +42,8 @@ def test_public_api__every_name_in_all_exists_and_is_documented() -> None:
 
 
 def test_public_api__an_unknown_name_is_an_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="no_such_name"):
         link_message_queue.no_such_name  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "no_such_name" in str(exc)
-    else:
-        raise AssertionError("an unknown name was found")
 
 
 def test_public_api__import_registers_the_transport_and_loads_nothing_else() -> None:
