@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dead = commands.add_parser("dead-letters", help="inspect and requeue dead letters")
     dead_commands = dead.add_subparsers(dest="dead_command", required=True)
-    dead_commands.add_parser("list", help="a table, one line per dead letter, newest first")
+    dead_commands.add_parser("list", help="a table, one line per dead letter, oldest first")
     show = dead_commands.add_parser("show", help="one dead letter in full")
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="one JSON object, for scripts")
