@@ -77,3 +77,15 @@ def test_docs__every_setting_and_transport_option_has_its_meaning() -> None:
         for spec in dataclasses.fields(owner):
             assert spec.metadata.get("doc"), f"{owner.__name__}.{spec.name} has no doc"
             assert "unit" in spec.metadata
+
+
+def test_docs__the_readme_is_short_and_its_quick_start_is_python_that_compiles() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```python\n")[1:]
+
+    assert len(readme.splitlines()) <= 150
+    assert len(blocks) >= 2
+    for block in blocks:
+        compile(block.split("```")[0], "README.md", "exec")
+    assert "make demo" in readme
+    assert "make test" in readme
