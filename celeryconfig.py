@@ -1,6 +1,6 @@
 """Celery configuration for link-message-queue, read from the environment and nothing else.
 
-Every value comes from the LINK_MQ_* variables (see the README and
+Every value comes from the LINK_MQ_* variables (see docs/configuration.md and
 ``link_message_queue.settings``); edit here only to add Celery settings of your own.
 """
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import shutil
 import signal
 import sys
 import threading
@@ -16,6 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from celery import Celery
 
+from . import __version__
+from .bridge.dead_letters import DeadLetter
 from .bridge.errors import BridgeError
 from .bridge.runtime import Runtime, build_runtime
 from .celery_config import celery_config
@@ -27,17 +31,45 @@ from .metrics import render_metrics, serve
 from .processor.errors import ProcessorError
 from .processor.report import ProcessReport
 from .services import ServiceError
-from .settings import Settings, SettingsError
+from .settings import OTHER_VARIABLES, Settings, SettingsError
 from .status import read_status, render
+from .text import one_line, table
 from .transport import TransportError, upgrade
 from .transport.engines import engine_for, masked
 from .transport.migrate import ensure_schema
 from .transport.options import TransportOptions
 from .transport.schema import queue_tables
 
+DESCRIPTION = (
+    "link-mq: the command line of link-message-queue (workflow messages as Celery tasks on a "
+    "queue in the application's database)."
+)
+# A dead letter's error is cut to fit the terminal, but never below this many characters.
+_MIN_ERROR_WIDTH = 30
+
+
+def _environment_help() -> str:
+    """The epilog of ``link-mq --help``: every LINK_MQ_* variable and its default."""
+    lines = ["environment (every command reads these; unset means the default):"]
+    for spec in dataclasses.fields(Settings):
+        shown = spec.metadata["shown_default"] or spec.default
+        shown = "unset" if shown is None else str(shown).replace("`", "")
+        if spec.metadata["unit"] == "s":  # seconds, not milliseconds
+            shown = f"{shown} s"
+        lines.append(f"  {spec.metadata['variable']:<26} {shown}")
+    for name, (default, _) in OTHER_VARIABLES.items():
+        lines.append(f"  {name:<26} {default}")
+    return "\n".join(lines)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="link-mq", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="link-mq",
+        description=DESCRIPTION,
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"link-mq {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the whole system on the embedded default")
@@ -75,9 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dead = commands.add_parser("dead-letters", help="inspect and requeue dead letters")
     dead_commands = dead.add_subparsers(dest="dead_command", required=True)
-    dead_commands.add_parser("list", help="one line per dead letter")
+    dead_commands.add_parser("list", help="a table, one line per dead letter, oldest first")
     show = dead_commands.add_parser("show", help="one dead letter in full")
     show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     requeue = dead_commands.add_parser("requeue", help="put dead letters back on their queue")
     requeue.add_argument("ids", type=int, nargs="*")
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
@@ -221,19 +254,14 @@ def _enqueue(runtime: Runtime, file: str) -> int:
 def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
     letters = runtime.dead_letters
     if args.dead_command == "list":
-        for letter in letters.recent(limit=1000):
-            when = datetime.fromtimestamp(letter.failed_at, UTC).isoformat(timespec="seconds")
-            print(
-                f"{letter.id}\t{when}\t{letter.reason}\t{letter.attempts}\t"
-                f"{letter.message_name or '-'}\t{letter.exception_type}: {letter.exception_message}"
-            )
+        print("\n".join(dead_letter_table(letters.recent(limit=1000))))
         return 0
     if args.dead_command == "show":
         found = letters.get(args.id)
         if found is None:
             print(f"link-mq: no dead letter {args.id}", file=sys.stderr)
             return 1
-        print(json.dumps(found.__dict__, indent=2))
+        print(json.dumps(found.__dict__, indent=2) if args.json else show_dead_letter(found))
         return 0
     if args.dead_command == "requeue":
         try:
@@ -247,6 +275,55 @@ def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
         print(f"link-mq: deleted {letters.purge()} dead letters")
         return 0
     raise AssertionError(args.dead_command)
+
+
+def _iso(timestamp_s: float | None) -> str:
+    if timestamp_s is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="milliseconds")
+
+
+def dead_letter_table(letters: Sequence[DeadLetter], width: int | None = None) -> list[str]:
+    """``link-mq dead-letters list``: a header and one line per letter, its error folded onto
+    one line and cut with … to fit ``width`` (default: the terminal's)."""
+    if not letters:
+        return ["no dead letters"]
+    rows = [
+        (
+            letter.id,
+            _iso(letter.failed_at),
+            letter.reason,
+            letter.attempts,
+            one_line(letter.message_name or "-", 60),
+            f"{letter.exception_type.rsplit('.', 1)[-1]}: {letter.exception_message}",
+        )
+        for letter in letters
+    ]
+    header = ("id", "failed at (UTC)", "reason", "attempts", "message", "error")
+    fixed = table(header[:-1], [row[:-1] for row in rows], right_aligned=(0, 3))
+    total = width or shutil.get_terminal_size((120, 24)).columns
+    error_width = max(total - len(max(fixed, key=len)) - 2, _MIN_ERROR_WIDTH)
+    cut = [(*row[:-1], one_line(row[-1], error_width)) for row in rows]
+    return table(header, cut, right_aligned=(0, 3))
+
+
+def show_dead_letter(letter: DeadLetter) -> str:
+    """``link-mq dead-letters show``: every field under its name, times in ISO-8601 (UTC), the
+    traceback and the body as they were kept."""
+    fields = [
+        ("id", str(letter.id)),
+        ("queue", letter.queue),
+        ("message", letter.message_name or "-"),
+        ("message uuid", letter.message_uuid or "-"),
+        ("reason", letter.reason),
+        ("attempts", str(letter.attempts)),
+        ("first attempt", _iso(letter.first_attempt_at)),
+        ("failed at", _iso(letter.failed_at)),
+        ("error", f"{letter.exception_type}: {letter.exception_message}"),
+    ]
+    lines = [f"{name + ':':<15}{value}" for name, value in fields]
+    lines += ["", "traceback:", letter.traceback.rstrip(), "", "body:", letter.body]
+    return "\n".join(lines)
 
 
 def _relay(runtime: Runtime, args: argparse.Namespace) -> int:

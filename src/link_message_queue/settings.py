@@ -1,20 +1,8 @@
 """Settings from the environment: every ``LINK_MQ_*`` variable, typed and validated.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| ``LINK_MQ_DATABASE_URL`` | ``sqlite:///link_mq.sqlite3`` | the application database |
-| ``LINK_MQ_BROKER_URL`` | ``linkmq+`` + the database URL | Celery's broker |
-| ``LINK_MQ_QUEUE`` | ``link_processing_queue`` | the workflow message queue |
-| ``LINK_MQ_TICK_INTERVAL`` | ``1.0`` | seconds between two ticks of Celery beat |
-| ``LINK_MQ_MESSAGES_PER_TICK`` | ``1`` | workflow messages one tick consumes at most |
-| ``LINK_MQ_CONSUME_MODE`` | ``tick`` | ``tick`` (beat drives consumer steps) or ``worker`` |
-| ``LINK_MQ_MAX_ATTEMPTS`` | ``5`` | tries of a failing message before it is dead-lettered |
-| ``LINK_MQ_NODE_NAME`` | ``localhost`` | this processing node's name |
-| ``LINK_MQ_CONFIG`` | (none) | dotted module with ``CHANNELS`` and ``SERVICES`` |
-| ``LINK_MQ_TABLE_PREFIX`` | ``linkmq_`` | prefix of every table this project owns |
-| ``LINK_MQ_LEASE_S`` | ``30`` | seconds a fetched message stays leased without renewal |
-| ``LINK_MQ_RETRY_BACKOFF_S`` | ``1`` | first retry delay; it doubles per attempt (at most 300 s) |
-| ``LINK_MQ_RELAY_INTERVAL`` | ``1.0`` | RabbitMQ/Redis brokers: seconds between two relays |
+Each field of :class:`Settings` carries its variable, unit and meaning (``field`` metadata):
+:meth:`Settings.from_env` reads the variables from there, ``link-mq --help`` lists them, and the
+documentation's configuration page is generated from them.
 """
 
 from __future__ import annotations
@@ -22,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -38,102 +26,16 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
 ConsumeMode = Literal["tick", "worker"]
 
-# Every LINK_MQ_* variable the project reads: the settings below, and the demo's CSV file.
-VARIABLES = frozenset(
-    {
-        "LINK_MQ_DATABASE_URL",
-        "LINK_MQ_BROKER_URL",
-        "LINK_MQ_QUEUE",
-        "LINK_MQ_TICK_INTERVAL",
-        "LINK_MQ_MESSAGES_PER_TICK",
-        "LINK_MQ_CONSUME_MODE",
-        "LINK_MQ_MAX_ATTEMPTS",
-        "LINK_MQ_NODE_NAME",
-        "LINK_MQ_CONFIG",
-        "LINK_MQ_TABLE_PREFIX",
-        "LINK_MQ_LEASE_S",
-        "LINK_MQ_RETRY_BACKOFF_S",
-        "LINK_MQ_RELAY_INTERVAL",
-        "LINK_MQ_DEMO_CSV",
-    }
-)
+DEFAULT_DATABASE_URL = "sqlite:///link_mq.sqlite3"
+
+# LINK_MQ_* variables read outside Settings: name -> (default, meaning).
+OTHER_VARIABLES: Mapping[str, tuple[str, str]] = {
+    "LINK_MQ_DEMO_CSV": ("demo_users.csv", "`link-mq demo`: the CSV file of users it imports"),
+}
 
 
 class SettingsError(ValueError):
     """An environment variable has a value link-message-queue cannot use."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = "sqlite:///link_mq.sqlite3"
-    broker_url: str = "linkmq+sqlite:///link_mq.sqlite3"
-    queue: str = "link_processing_queue"
-    tick_interval_s: float = 1.0
-    messages_per_tick: int = 1
-    consume_mode: ConsumeMode = "tick"
-    max_attempts: int = 5
-    node_name: str = "localhost"
-    config_module: str | None = None
-    table_prefix: str = "linkmq_"
-    lease_s: float = 30.0
-    retry_backoff_s: float = 1.0
-    relay_interval_s: float = 1.0
-
-    @property
-    def uses_outbox(self) -> bool:
-        """RabbitMQ or Redis as the broker: workflow messages go through the outbox."""
-        return not self.broker_url.startswith("linkmq+")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        source = os.environ if env is None else env
-        read = _Reader(source)
-        database_url = read("LINK_MQ_DATABASE_URL", cls.database_url, _database_url)
-        return cls(
-            database_url=database_url,
-            broker_url=read("LINK_MQ_BROKER_URL", f"linkmq+{database_url}", _broker_url),
-            queue=read("LINK_MQ_QUEUE", cls.queue, _matching(_QUEUE_NAME, "a queue name")),
-            tick_interval_s=read("LINK_MQ_TICK_INTERVAL", cls.tick_interval_s, _positive_float),
-            messages_per_tick=read(
-                "LINK_MQ_MESSAGES_PER_TICK", cls.messages_per_tick, _positive_int
-            ),
-            consume_mode=read("LINK_MQ_CONSUME_MODE", cls.consume_mode, _consume_mode),
-            max_attempts=read("LINK_MQ_MAX_ATTEMPTS", cls.max_attempts, _positive_int),
-            node_name=read("LINK_MQ_NODE_NAME", cls.node_name, _node_name),
-            config_module=read(
-                "LINK_MQ_CONFIG", None, _matching(_MODULE_PATH, "a dotted module path")
-            ),
-            table_prefix=read(
-                "LINK_MQ_TABLE_PREFIX",
-                cls.table_prefix,
-                _matching(_IDENTIFIER, "a lower-case SQL identifier"),
-            ),
-            lease_s=read("LINK_MQ_LEASE_S", cls.lease_s, _positive_float),
-            retry_backoff_s=read("LINK_MQ_RETRY_BACKOFF_S", cls.retry_backoff_s, _positive_float),
-            relay_interval_s=read("LINK_MQ_RELAY_INTERVAL", cls.relay_interval_s, _positive_float),
-        )
-
-    def describe(self) -> dict[str, object]:
-        """The settings for display, with every password masked."""
-        shown: dict[str, object] = dict(self.__dict__)
-        shown["database_url"] = masked(self.database_url)
-        shown["broker_url"] = _masked_broker(self.broker_url)
-        return shown
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def __call__(self, name: str, default: _T, parse: Callable[[str], _T]) -> _T:
-        raw = self._env.get(name)
-        if raw is None or raw.strip() == "":
-            return default
-        try:
-            return parse(raw.strip())
-        except (ValueError, TypeError) as exc:
-            shown = _masked_broker(raw) if "URL" in name else raw
-            raise SettingsError(f"{name}={shown!r} is invalid: {exc}") from None
 
 
 def _database_url(raw: str) -> str:
@@ -192,3 +94,179 @@ def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+def _env(
+    variable: str,
+    parse: Callable[[str], Any],
+    doc: str,
+    unit: str = "",
+    shown_default: str | None = None,
+) -> dict[str, Any]:
+    """A field's metadata: the variable it is read from, its parser, unit and meaning;
+    ``shown_default`` where the default is not a constant."""
+    return {
+        "variable": variable,
+        "parse": parse,
+        "doc": doc,
+        "unit": unit,
+        "shown_default": shown_default,
+    }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one process runs with; :meth:`from_env` reads it from ``LINK_MQ_*`` variables."""
+
+    database_url: str = field(
+        default=DEFAULT_DATABASE_URL,
+        metadata=_env(
+            "LINK_MQ_DATABASE_URL", _database_url, "the application database (a SQLAlchemy URL)"
+        ),
+    )
+    broker_url: str = field(
+        default=f"linkmq+{DEFAULT_DATABASE_URL}",
+        metadata=_env(
+            "LINK_MQ_BROKER_URL",
+            _broker_url,
+            "Celery's broker; `amqp://…` or `redis://…` puts workflow messages through the outbox",
+            shown_default="`linkmq+` + the database URL",
+        ),
+    )
+    queue: str = field(
+        default="link_processing_queue",
+        metadata=_env(
+            "LINK_MQ_QUEUE", _matching(_QUEUE_NAME, "a queue name"), "the workflow message queue"
+        ),
+    )
+    tick_interval_s: float = field(
+        default=1.0,
+        metadata=_env(
+            "LINK_MQ_TICK_INTERVAL", _positive_float, "time between two ticks of Celery beat", "s"
+        ),
+    )
+    messages_per_tick: int = field(
+        default=1,
+        metadata=_env(
+            "LINK_MQ_MESSAGES_PER_TICK",
+            _positive_int,
+            "workflow messages one tick consumes at most (1, as the PHP original)",
+            "messages",
+        ),
+    )
+    consume_mode: ConsumeMode = field(
+        default="tick",
+        metadata=_env(
+            "LINK_MQ_CONSUME_MODE",
+            _consume_mode,
+            "`tick`: beat's ticks drive consumer steps; `worker`: Celery workers run the messages",
+        ),
+    )
+    max_attempts: int = field(
+        default=5,
+        metadata=_env(
+            "LINK_MQ_MAX_ATTEMPTS",
+            _positive_int,
+            "tries of a failing message before it is dead-lettered",
+            "tries",
+        ),
+    )
+    node_name: str = field(
+        default="localhost",
+        metadata=_env(
+            "LINK_MQ_NODE_NAME",
+            _node_name,
+            "this processing node's name: the workflow processor's target",
+        ),
+    )
+    config_module: str | None = field(
+        default=None,
+        metadata=_env(
+            "LINK_MQ_CONFIG",
+            _matching(_MODULE_PATH, "a dotted module path"),
+            "dotted module with `CHANNELS`, `SERVICES`, `ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE`, "
+            "`PROCESSES`, `TYPES`, `TICK_LISTENERS` (all optional)",
+        ),
+    )
+    table_prefix: str = field(
+        default="linkmq_",
+        metadata=_env(
+            "LINK_MQ_TABLE_PREFIX",
+            _matching(_IDENTIFIER, "a lower-case SQL identifier"),
+            "prefix of every table this project owns",
+        ),
+    )
+    lease_s: float = field(
+        default=30.0,
+        metadata=_env(
+            "LINK_MQ_LEASE_S",
+            _positive_float,
+            "how long a fetched message stays leased without renewal",
+            "s",
+        ),
+    )
+    retry_backoff_s: float = field(
+        default=1.0,
+        metadata=_env(
+            "LINK_MQ_RETRY_BACKOFF_S",
+            _positive_float,
+            "first retry delay of a failing message; it doubles per attempt, at most 300 s",
+            "s",
+        ),
+    )
+    relay_interval_s: float = field(
+        default=1.0,
+        metadata=_env(
+            "LINK_MQ_RELAY_INTERVAL",
+            _positive_float,
+            "RabbitMQ/Redis brokers: time between two outbox relays (beat)",
+            "s",
+        ),
+    )
+
+    @property
+    def uses_outbox(self) -> bool:
+        """RabbitMQ or Redis as the broker: workflow messages go through the outbox."""
+        return not self.broker_url.startswith("linkmq+")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``LINK_MQ_*`` variable of ``env`` (default: ``os.environ``); an unset or
+        blank variable takes its default. Raises :class:`SettingsError` naming the variable
+        (URLs masked) for a value that cannot be used."""
+        read = _Reader(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            default = spec.default
+            if spec.name == "broker_url":  # follows the database unless set
+                default = f"linkmq+{values['database_url']}"
+            values[spec.name] = read(spec.metadata["variable"], default, spec.metadata["parse"])
+        return cls(**values)
+
+    def describe(self) -> dict[str, object]:
+        """The settings for display, with every password masked."""
+        shown: dict[str, object] = dict(self.__dict__)
+        shown["database_url"] = masked(self.database_url)
+        shown["broker_url"] = _masked_broker(self.broker_url)
+        return shown
+
+
+# Every LINK_MQ_* variable the project reads: the settings above, and the demo's CSV file.
+VARIABLES = frozenset(
+    {spec.metadata["variable"] for spec in fields(Settings)} | set(OTHER_VARIABLES)
+)
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __call__(self, name: str, default: _T, parse: Callable[[str], _T]) -> _T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            shown = _masked_broker(raw) if "URL" in name else raw
+            raise SettingsError(f"{name}={shown!r} is invalid: {exc}") from None

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
+from .text import table
 from .transport import states
 from .transport.clock import read_database_now
 from .transport.engines import masked, read_only
@@ -108,16 +109,24 @@ def read_status(
 
 
 def render(status: Status) -> str:
-    lines = [
-        f"database {status.database}",
-        f"{'queue':<40} {'ready':>7} {'leased':>7} {'delayed':>7} {'oldest':>9}  consumer",
-    ]
-    for entry in status.queues:
-        oldest = "-" if entry.oldest_age_s is None else f"{entry.oldest_age_s:.1f}s"
-        lines.append(
-            f"{entry.name[:40]:<40} {entry.ready:>7} {entry.leased:>7} {entry.delayed:>7} "
-            f"{oldest:>9}  {'yes' if entry.consumed else 'no'}"
+    """The status as text: one line per queue, its name in full however long."""
+    rows = [
+        (
+            entry.name,
+            entry.ready,
+            entry.leased,
+            entry.delayed,
+            "-" if entry.oldest_age_s is None else f"{entry.oldest_age_s:.1f}s",
+            "yes" if entry.consumed else "no",
         )
+        for entry in status.queues
+    ]
+    lines = [f"database {status.database}"]
+    lines += table(
+        ("queue", "ready", "leased", "delayed", "oldest", "consumer"),
+        rows,
+        right_aligned=(1, 2, 3, 4),
+    )
     lines.append(f"dead letters: {status.dead_letters}")
     lines.append(f"consumers: {len(status.consumers)}")
     for consumer in status.consumers:

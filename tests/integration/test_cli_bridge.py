@@ -40,12 +40,17 @@ def test_cli__enqueue_tick_dead_letter_requeue_purge(
     assert json.loads(capsys.readouterr().out)["dead_lettered"] == 1
 
     assert main(["dead-letters", "list"]) == 0
-    listing = capsys.readouterr().out
-    assert "poison" in listing
-    assert message.name in listing
-    letter_id = int(listing.split()[0])
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[0] == "id"
+    assert "poison" in line
+    assert message.name in line
+    letter_id = int(line.split()[0])
 
     assert main(["dead-letters", "show", str(letter_id)]) == 0
+    readable = capsys.readouterr().out
+    assert f"message uuid:  {message.uuid}" in readable
+    assert "Traceback" in readable
+    assert main(["dead-letters", "show", str(letter_id), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["message_uuid"] == str(message.uuid)
     assert "Nobody" in shown["exception_message"]

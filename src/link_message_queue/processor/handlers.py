@@ -20,6 +20,16 @@ logger = logging.getLogger(__name__)
 
 
 class WorkflowMessageHandler:
+    """Base of a workflow process's service (a source or a target): implement
+    :meth:`handle_collect_data` and/or :meth:`handle_process_data`.
+
+    Payloads are validated against ``types`` (a ``TypeRegistry``) before the handler sees them
+    and again on the answer. An exception fails the process task: it becomes an error
+    ``LogMessage`` and the handler's writes are rolled back to a savepoint. The exceptions in
+    ``retry_on`` (database, connection and time-out errors) propagate instead, so the consumer
+    retries the message with back-off.
+    """
+
     # Transient failures: these propagate, so the consumer retries the message with back-off
     # (and dead-letters it after the last attempt); every other exception fails the task.
     retry_on: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, ConnectionError, TimeoutError)

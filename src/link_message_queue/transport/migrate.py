@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 
 from .engines import masked, read_only
 from .errors import SchemaMissingError
@@ -21,18 +21,52 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6C696E6B6D71
 
 
+_alembic_logger = logging.getLogger("alembic")
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl …", "setup plugin …") left out of the log while it
+    works for us, so a worker or Flower starting up does not print them; our own log says what
+    changed. An application that set the ``alembic`` logger's level itself keeps it."""
+    global _quiet_depth  # noqa: PLW0603 - one level per process, restored by the last user
+    with _quiet_lock:
+        if _quiet_depth == 0 and _alembic_logger.level == logging.NOTSET:
+            _alembic_logger.setLevel(logging.WARNING)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _alembic_logger.level == logging.WARNING:
+                _alembic_logger.setLevel(logging.NOTSET)
+
+
 def version_table(prefix: str) -> str:
     return f"{prefix}alembic_version"
 
 
 def current_revision(connection: sa.Connection, prefix: str) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table": version_table(prefix)})
-    return context.get_current_revision()
+    with _quiet_alembic():
+        # Imported here, quietly: importing alembic logs a line per plugin it sets up.
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+        context = MigrationContext.configure(
+            connection, opts={"version_table": version_table(prefix)}
+        )
+        return context.get_current_revision()
 
 
 def upgrade(engine: sa.Engine, prefix: str) -> str:
     """Bring the tables under ``prefix`` to the newest revision; safe to run concurrently and
     repeatedly. Returns the revision the schema is at."""
+    with _quiet_alembic():
+        from alembic import command  # noqa: PLC0415 - see current_revision
+        from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["table_prefix"] = prefix
@@ -43,7 +77,8 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
         # serialises concurrent upgrades the same way.
         before = current_revision(connection, prefix)
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        with _quiet_alembic():
+            command.upgrade(config, "head")
         after = current_revision(connection, prefix)
     if before != after:
         logger.info(

@@ -33,24 +33,118 @@ _KOMBU_KEYS = frozenset(
 )
 
 
+def _option(doc: str, unit: str = "", shown_default: str | None = None) -> dict[str, Any]:
+    """A transport option's metadata: its meaning and unit, and ``shown_default`` where the
+    field's default (``None``) stands for a computed one."""
+    return {"doc": doc, "unit": unit, "shown_default": shown_default}
+
+
 @dataclass(frozen=True)
 class TransportOptions:
-    table_prefix: str = DEFAULT_TABLE_PREFIX
-    lease_s: float = DEFAULT_LEASE_S
-    lease_renew_interval_s: float | None = None  # default: a third of the lease
-    polling_interval: float | None = None  # idle poll ceiling; default per dialect
-    polling_interval_min_s: float = 0.005
-    claim_batch_max: int = DEFAULT_CLAIM_BATCH_MAX
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    auto_migrate: bool | None = None  # default: on for SQLite files only
-    sqlite_synchronous: str = "NORMAL"
-    busy_timeout_s: float = 30.0
-    cleanup_interval_s: float = 10.0
-    auto_delete_after_s: float = 60.0  # an auto-delete queue unused this long is dropped
-    batch_transient: bool = True  # write delivery_mode 1 messages in batches from a thread
-    transient_flush_s: float = 0.05  # at most one batch of transient messages per interval
-    transient_buffer_max: int = 10_000  # a full buffer is written by the publisher
-    engine_options: Mapping[str, Any] = field(default_factory=dict)
+    """The ``linkmq+`` transport's options: Celery's ``broker_transport_options`` or kombu's
+    ``transport_options``. Unknown names are refused (:class:`TransportOptionError`)."""
+
+    table_prefix: str = field(
+        default=DEFAULT_TABLE_PREFIX,
+        metadata=_option("prefix of the queue tables; a lower-case SQL identifier"),
+    )
+    lease_s: float = field(
+        default=DEFAULT_LEASE_S,
+        metadata=_option(
+            "how long a fetched message stays leased without renewal; a killed consumer's "
+            "messages become visible again, marked redelivered, when it runs out",
+            "s",
+        ),
+    )
+    lease_renew_interval_s: float | None = field(
+        default=None,
+        metadata=_option(
+            "how often a live consumer renews its leases", "s", shown_default="`lease_s` / 3"
+        ),
+    )
+    polling_interval: float | None = field(
+        default=None,
+        metadata=_option(
+            "the longest idle wait between two polls; idle waits double up to it",
+            "s",
+            shown_default="2 on PostgreSQL (LISTEN/NOTIFY wakes consumers), 0.25 elsewhere",
+        ),
+    )
+    polling_interval_min_s: float = field(
+        default=0.005,
+        metadata=_option(
+            "the first wait after a delivery; on SQLite also the least time between two rings "
+            "of one queue",
+            "s",
+        ),
+    )
+    claim_batch_max: int = field(
+        default=DEFAULT_CLAIM_BATCH_MAX,
+        metadata=_option(
+            "most messages claimed in one round trip, within the QoS window", "messages"
+        ),
+    )
+    max_message_bytes: int = field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        metadata=_option("a larger message is refused at publish (4 MiB)", "bytes"),
+    )
+    auto_migrate: bool | None = field(
+        default=None,
+        metadata=_option(
+            "create or upgrade the tables on connect; elsewhere run `link-mq db upgrade`",
+            shown_default="on for SQLite files only",
+        ),
+    )
+    sqlite_synchronous: str = field(
+        default="NORMAL",
+        metadata=_option(
+            "SQLite's `synchronous` pragma under WAL: with `NORMAL` an application crash loses "
+            "nothing, a power cut may lose the last commits; `FULL` fsyncs every commit"
+        ),
+    )
+    busy_timeout_s: float = field(
+        default=30.0, metadata=_option("how long SQLite waits for the write lock", "s")
+    )
+    cleanup_interval_s: float = field(
+        default=10.0,
+        metadata=_option(
+            "how often expired messages and unused queues are deleted (1,000 rows a round)", "s"
+        ),
+    )
+    auto_delete_after_s: float = field(
+        default=60.0,
+        metadata=_option("an auto-delete queue no consumer used for this long is dropped", "s"),
+    )
+    batch_transient: bool = field(
+        default=True,
+        metadata=_option(
+            "write transient messages (`delivery_mode` 1: Celery's events and remote control) "
+            "in batches from a thread instead of a commit each; a process killed within "
+            "`transient_flush_s` loses what it buffered, as AMQP allows"
+        ),
+    )
+    transient_flush_s: float = field(
+        default=0.05,
+        metadata=_option(
+            "at most one batch of transient messages per interval (a message after a quiet "
+            "spell goes at once)",
+            "s",
+        ),
+    )
+    transient_buffer_max: int = field(
+        default=10_000,
+        metadata=_option(
+            "buffered transient messages at which the publisher writes the batch itself "
+            "(back-pressure, never a drop)",
+            "messages",
+        ),
+    )
+    engine_options: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=_option(
+            "extra keyword arguments for `sqlalchemy.create_engine`", shown_default="{}"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.table_prefix, str) or not _IDENTIFIER.fullmatch(self.table_prefix):

@@ -20,32 +20,9 @@ Connection String
 
 Transport Options
 =================
-* ``table_prefix``: prefix of the queue tables (``linkmq_``); a lower-case SQL identifier.
-* ``lease_s``: how long a fetched message stays leased without renewal (30 s). A live consumer
-  renews its leases every ``lease_renew_interval_s`` (a third of the lease); a killed one's
-  messages become visible again, marked redelivered, when the lease runs out.
-* ``polling_interval``: the longest idle wait between two polls (PostgreSQL: 2 s, since
-  LISTEN/NOTIFY wakes consumers at once; elsewhere 0.25 s; SQLite's publishers also ring the
-  consumers of other processes, see ``doorbell``). ``polling_interval_min_s`` (5 ms)
-  is the first wait after a delivery; idle waits double up to the ceiling.
-* ``claim_batch_max``: most messages claimed in one round trip (100), within the QoS window.
-* ``max_message_bytes``: a larger message is refused at publish (4 MiB).
-* ``auto_migrate``: create or upgrade the tables on connect (default: SQLite files only;
-  elsewhere run ``link-mq db upgrade``).
-* ``sqlite_synchronous``: SQLite's ``synchronous`` pragma under WAL (``NORMAL``: an
-  application crash loses nothing; a power cut may lose the last commits; ``FULL`` to fsync
-  every commit).
-* ``busy_timeout_s``: how long SQLite waits for the write lock (30 s).
-* ``cleanup_interval_s``: how often expired messages and unused queues (``x-expires``, or
-  auto-delete queues unused for ``auto_delete_after_s``, 60 s) are deleted (10 s, 1000 rows a
-  round). Queues with ``x-message-ttl`` give their messages that time to live.
-* ``batch_transient``: write transient messages (``delivery_mode`` 1: Celery's events and
-  remote control) in batches from a thread, at most one batch every ``transient_flush_s``
-  (50 ms; a message after a quiet spell goes at once), instead of a commit each (True). A
-  process killed within that time loses what it had buffered, as AMQP allows for transient
-  messages; at ``transient_buffer_max`` (10,000) buffered rows the publisher writes the batch
-  itself.
-* ``engine_options``: extra keyword arguments for ``sqlalchemy.create_engine``.
+``broker_transport_options`` (Celery) or ``transport_options`` (kombu): every option, its
+default, unit and meaning is a field of ``link_message_queue.transport.options.TransportOptions``
+(the documentation's configuration page is generated from it). Unknown options are refused.
 """
 
 from __future__ import annotations
