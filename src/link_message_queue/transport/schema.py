@@ -13,10 +13,14 @@ from functools import cache
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 # SQLite only aliases the rowid for INTEGER PRIMARY KEY, not BIGINT.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Tables whose ids are handles held across transactions (a delivery's ack, a dead letter's
+# requeue) set sqlite_autoincrement: without it SQLite gives a deleted newest row's id to the
+# next row, and a late ack deletes a message it never saw (migration 0006). PostgreSQL and
+# MySQL never reuse ids.
 # Unix times and durations in seconds: double precision everywhere. (MySQL's FLOAT is single
 # precision: a timestamp in it is off by a minute.)
 SECONDS: sa.Double[float] = sa.Double()
@@ -69,6 +73,7 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("expires_at", SECONDS, nullable=True),
         sa.Column("lease_owner", sa.String(128), nullable=True),
         sa.Column("delivery_count", sa.Integer, nullable=False, server_default="0"),
+        sqlite_autoincrement=True,
     )
     sa.Index(f"{prefix}message_claim", message.c.queue, message.c.priority.desc(), message.c.id)
     sa.Index(
@@ -92,6 +97,7 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("first_attempt_at", SECONDS, nullable=True),
         sa.Column("failed_at", SECONDS, nullable=False),
+        sqlite_autoincrement=True,
     )
     # Message uuids whose handler committed: worker mode skips a redelivered duplicate.
     processed = sa.Table(
@@ -148,6 +154,7 @@ def queue_tables(prefix: str) -> QueueTables:
         sa.Column("countdown_s", SECONDS, nullable=True),  # a retry's back-off
         sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
         sa.Column("created_at", SECONDS, nullable=False),
+        sqlite_autoincrement=True,
     )
     return QueueTables(
         prefix,
