@@ -39,12 +39,15 @@ _listen_lock = threading.Lock()
 
 def wake_after_commit(connection: sa.Connection, queue: str, wake: Wake) -> None:
     """Call ``wake(queue)`` once ``connection``'s current transaction has committed."""
-    _listen(connection.engine)
+    listen(connection.engine)
     due = connection.info.setdefault(_KEY, _Due())
     due.uncommitted.add((wake, queue))
 
 
-def _listen(engine: sa.Engine) -> None:
+def listen(engine: sa.Engine) -> None:
+    """Watch ``engine``'s transactions (once per engine). Call it before a commit that may
+    call ``wake_after_commit`` from its own ``commit`` event: SQLAlchemy refuses listeners
+    added while it runs an event's."""
     with _listen_lock:
         if engine in _listened:
             return

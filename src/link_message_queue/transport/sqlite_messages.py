@@ -70,9 +70,7 @@ class SqliteMessages:
     def put_many(self, rows: Sequence[PendingRow]) -> None:
         """Insert ``rows`` in order, all or none: one statement, or one transaction when there
         are more than fit in one."""
-        chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
-        now = time.time()
-        statements = [self._insert_many(chunk, now) for chunk in chunks]
+        statements = self.insert_statements(rows)
         if len(statements) == 1:
             self._execute(*statements[0])
             return
@@ -85,6 +83,13 @@ class SqliteMessages:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def insert_statements(self, rows: Sequence[PendingRow]) -> list[tuple[str, tuple[Any, ...]]]:
+        """The multi-row INSERTs (SQL, qmark parameters) that write ``rows`` in order, all
+        timed now; for ``put_many`` or for a caller's transaction."""
+        chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
+        now = time.time()
+        return [self._insert_many(chunk, now) for chunk in chunks]
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int]
