@@ -56,15 +56,24 @@ class SqliteMessages:
             f"SELECT id, payload, delivery_count, priority FROM {table} "
             f"WHERE queue = :queue AND {self._is_ready} ORDER BY priority DESC, id LIMIT :limit"
         )
+        self._put_sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)"
         self._take_owner = f"no-ack:{uuid.uuid4().hex}"
         self._last_mark = 0.0
         self._mark_lock = threading.Lock()
 
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        self._execute(*self.put_statement(PendingRow(queue, payload, priority, ttl_s)))
+
+    def put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of one message (SQL, qmark parameters), timed now."""
         now = time.time()
-        self._execute(
-            f"INSERT INTO {self._table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (queue, priority, payload, now, now, _expires_at(now, ttl_s)),
+        return self._put_sql, (
+            row.queue,
+            row.priority,
+            row.payload,
+            now,
+            now,
+            _expires_at(now, row.ttl_s),
         )
 
     def put_many(self, rows: Sequence[PendingRow]) -> None:

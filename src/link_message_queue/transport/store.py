@@ -268,28 +268,34 @@ class MessageStore:
         from now (by the database's clock), or never if None. (A channel publishes through
         its ``put_connection`` where there is one; messages published inside a caller's
         transaction go through ``put_many``.)"""
+        row = PendingRow(queue, payload, priority, ttl_s)
         if self._put_sql is not None:
-            parameters = {
-                "queue": queue,
-                "priority": priority,
-                "payload": payload,
-                "ttl_s": ttl_s,
-                "channel": self.tables.notify_channel,
-            }
             with self._single.begin() as own:
-                own.exec_driver_sql(self._put_sql, parameters)
+                own.exec_driver_sql(*self._put_statement(row))
         elif self._sqlite is not None:
             self._sqlite.put(queue, payload, priority, ttl_s)
         else:
-            row = PendingRow(queue, payload, priority, ttl_s)
             self._execute(self._insert_rows(), None, self._insert_parameters(row))
 
     def put_connection(self) -> PutConnection | None:
         """A connection for one channel's publishes, to hold until the channel closes
-        (PostgreSQL with psycopg); None where ``put`` is the way."""
+        (SQLite, and PostgreSQL with psycopg); None where ``put`` is the way."""
+        if self._sqlite is not None:
+            return PutConnection(self.engine, self._sqlite.put_statement, prepare=False)
         if self._put_sql is None or self.engine.dialect.driver != "psycopg":
             return None
-        return PutConnection(self._single, self._put_sql, self.tables.notify_channel)
+        return PutConnection(self._single, self._put_statement, prepare=True)
+
+    def _put_statement(self, row: PendingRow) -> tuple[str, dict[str, Any]]:
+        assert self._put_sql is not None
+        parameters = {
+            "queue": row.queue,
+            "priority": row.priority,
+            "payload": row.payload,
+            "ttl_s": row.ttl_s,
+            "channel": self.tables.notify_channel,
+        }
+        return self._put_sql, parameters
 
     def _insert_rows(self) -> sa.Insert:
         """INSERT of new messages timed by the database: parameters from
