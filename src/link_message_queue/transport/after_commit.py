@@ -45,9 +45,9 @@ def wake_after_commit(connection: sa.Connection, queue: str, wake: Wake) -> None
 
 
 def listen(engine: sa.Engine) -> None:
-    """Watch ``engine``'s transactions (once per engine). Call it before a commit that may
-    call ``wake_after_commit`` from its own ``commit`` event: SQLAlchemy refuses listeners
-    added while it runs an event's."""
+    """Watch ``engine``'s transactions (once per engine). Call it before a commit whose own
+    ``commit`` event may call ``wake_after_commit``: SQLAlchemy refuses a listener added while
+    it runs that event's listeners."""
     with _listen_lock:
         if engine in _listened:
             return
@@ -56,6 +56,13 @@ def listen(engine: sa.Engine) -> None:
         event.listen(engine, "begin", _on_begin)
         event.listen(engine, "checkin", _on_checkin)
         _listened.add(engine)
+
+
+def committing(connection: sa.Connection) -> None:
+    """``connection``'s transaction is committing: what it registered is due once the commit
+    is over. Also called by a ``commit`` listener that registers wake-ups itself, since
+    SQLAlchemy does not say in which order listeners run; calling it twice changes nothing."""
+    _on_commit(connection)
 
 
 def _on_commit(connection: sa.Connection) -> None:

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 # AMQP's delivery_mode for messages a broker may lose (kombu's "transient").
 _TRANSIENT = 1
 
+# The stored envelope's JSON, compact; one encoder, not one per message (json.dumps builds a new
+# one whenever an argument differs from its defaults).
+_ENVELOPE_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 # How long a process trusts the bindings it read; a publish that matches nothing reads again.
 _BINDINGS_CACHE_S = 1.0
 
@@ -90,7 +94,7 @@ class Channel(virtual.Channel):
         properties["delivery_info"].update(exchange=exchange, routing_key=routing_key)
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        payload = json.dumps(message, separators=(",", ":"))
+        payload = _ENVELOPE_ENCODER.encode(message)
         limit = self.connection.options.max_message_bytes
         if len(payload) > limit:
             raise PublishRefusedError(

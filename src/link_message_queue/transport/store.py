@@ -324,8 +324,9 @@ class MessageStore:
         delivered on commit); waking consumers elsewhere is the caller's part.
 
         PostgreSQL with psycopg writes the rows with one COPY, after one statement that
-        reads the clock and signals the queues; SQLite with multi-row INSERTs (1000 rows
-        each); other databases with one executemany."""
+        reads the clock and signals the queues (a single row: ``put``'s one statement);
+        SQLite with multi-row INSERTs (1000 rows each); other databases with one
+        executemany."""
         if not rows:
             return
         if connection is not None:
@@ -335,11 +336,15 @@ class MessageStore:
             # SQLite's write lock held only while SQLite works (see sqlite_messages).
             self._sqlite.put_many(rows)
         else:
-            with self.engine.begin() as own:
+            # A single row is one statement: autocommit spares BEGIN and COMMIT.
+            engine = self._single if len(rows) == 1 else self.engine
+            with engine.begin() as own:
                 self._insert_many(own, rows)
 
     def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
-        if self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
+        if self._put_sql is not None and len(rows) == 1:
+            connection.exec_driver_sql(*self._put_statement(rows[0]))
+        elif self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
             self._copy_many(connection, rows)
         elif self._sqlite is not None:
             for sql, parameters in self._sqlite.insert_statements(rows):

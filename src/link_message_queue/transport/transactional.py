@@ -129,17 +129,19 @@ def _listen(engine: sa.Engine) -> None:
     with _listen_lock:
         if engine in _listened:
             return
-        # First among the listeners: the rows are written before after_commit's hooks (and
-        # the application's) see the commit, and their wake-ups ride on it.
-        event.listen(engine, "commit", _write_before_commit, insert=True)
-        event.listen(engine, "savepoint", _write_before_savepoint, insert=True)
-        event.listen(engine, "rollback", _drop_on_rollback, insert=True)
-        event.listen(engine, "rollback_savepoint", _drop_on_rollback_to_savepoint, insert=True)
+        event.listen(engine, "commit", _write_before_commit)
+        event.listen(engine, "savepoint", _write_before_savepoint)
+        event.listen(engine, "rollback", _drop_on_rollback)
+        event.listen(engine, "rollback_savepoint", _drop_on_rollback_to_savepoint)
         _listened.add(engine)
 
 
 def _write_before_commit(connection: sa.Connection) -> None:
-    flush_pending(connection)
+    batch = _batch_of(connection)
+    if batch is not None:
+        batch.flush()
+        # The rows' wake-ups are due with this commit, whichever listener ran first.
+        after_commit.committing(connection)
 
 
 def _write_before_savepoint(connection: sa.Connection, _name: str) -> None:

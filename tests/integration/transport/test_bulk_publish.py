@@ -10,7 +10,7 @@ import json
 import multiprocessing
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -255,7 +255,23 @@ def test_publish_on__one_notify_per_queue_on_commit(migrated_postgres_url: str) 
     assert sorted(signalled) == ["invoices", "orders"]
 
 
-def test_publish_on__one_ring_per_queue_on_commit(sqlite_url: str) -> None:
+def _commit_after_the_block(engine: sa.Engine, publish: Callable[[], None]) -> None:
+    with engine.begin() as app, publish_on(app):
+        publish()
+
+
+def _commit_inside_the_block(engine: sa.Engine, publish: Callable[[], None]) -> None:
+    with engine.connect() as app, publish_on(app):
+        publish()
+        app.commit()
+
+
+@pytest.mark.parametrize(
+    "commit", [_commit_after_the_block, _commit_inside_the_block], ids=["after", "inside"]
+)
+def test_publish_on__one_ring_per_queue_on_commit(
+    sqlite_url: str, commit: Callable[[sa.Engine, Callable[[], None]], None]
+) -> None:
     broker_url = "linkmq+" + sqlite_url
     directory = doorbell_directory(str(make_url(sqlite_url).database), "linkmq_")
     assert directory is not None
@@ -268,10 +284,13 @@ def test_publish_on__one_ring_per_queue_on_commit(sqlite_url: str) -> None:
         with closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as listener:
             listener.bind(str(listening))
             listener.settimeout(0.5)
-            with engine.begin() as app, publish_on(app):
+
+            def publish() -> None:
                 for number in range(MESSAGES):
                     orders.put(number)
                     invoices.put(number)
+
+            commit(engine, publish)
             rung = []
             while True:
                 try:
@@ -283,6 +302,7 @@ def test_publish_on__one_ring_per_queue_on_commit(sqlite_url: str) -> None:
         invoices.close()
     engine.dispose()
     assert sorted(rung) == [b"invoices", b"orders"]
+    assert len(_messages(broker_url, "orders")) == MESSAGES
 
 
 # -- outside a block ------------------------------------------------------------------------
