@@ -70,8 +70,9 @@ class Channel(virtual.Channel):
         self._no_ack_queues: set[str] = set()
         # Queues a claim found drained, with their wake-up stamp at that time.
         self._drained: dict[str, tuple[int, int]] = {}
-        # Publishing: the connection held for this channel's own commits (PostgreSQL), made
-        # on the first publish; the caller connection last found in the broker's database.
+        # Publishing: the connection held for this channel's own commits (SQLite, PostgreSQL
+        # with psycopg), made on the first publish; the caller's connection last found to be
+        # in the broker's database.
         self._held_put_connection: PutConnection | None = None
         self._put_connection_store: MessageStore | None = None
         self._checked_connection: sa.Connection | None = None
