@@ -39,12 +39,15 @@ _listen_lock = threading.Lock()
 
 def wake_after_commit(connection: sa.Connection, queue: str, wake: Wake) -> None:
     """Call ``wake(queue)`` once ``connection``'s current transaction has committed."""
-    _listen(connection.engine)
+    listen(connection.engine)
     due = connection.info.setdefault(_KEY, _Due())
     due.uncommitted.add((wake, queue))
 
 
-def _listen(engine: sa.Engine) -> None:
+def listen(engine: sa.Engine) -> None:
+    """Watch ``engine``'s transactions (once per engine). Call it before a commit whose own
+    ``commit`` event may call ``wake_after_commit``: SQLAlchemy refuses a listener added while
+    it runs that event's listeners."""
     with _listen_lock:
         if engine in _listened:
             return
@@ -53,6 +56,13 @@ def _listen(engine: sa.Engine) -> None:
         event.listen(engine, "begin", _on_begin)
         event.listen(engine, "checkin", _on_checkin)
         _listened.add(engine)
+
+
+def committing(connection: sa.Connection) -> None:
+    """``connection``'s transaction is committing: what it registered is due once the commit
+    is over. Also called by a ``commit`` listener that registers wake-ups itself, since
+    SQLAlchemy does not say in which order listeners run; calling it twice changes nothing."""
+    _on_commit(connection)
 
 
 def _on_commit(connection: sa.Connection) -> None:

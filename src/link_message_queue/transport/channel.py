@@ -18,12 +18,13 @@ from .after_commit import wake_after_commit
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
 from .rows import ClaimedRow, PendingRow
-from .transactional import bound_connection
+from .transactional import bound_batch, bound_connection, flush_pending
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from .leases import LeaseKeeper
+    from .put_connection import PutConnection
     from .store import MessageStore
     from .transport import Transport
 
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 # AMQP's delivery_mode for messages a broker may lose (kombu's "transient").
 _TRANSIENT = 1
+
+# The stored envelope's JSON, compact; one encoder, not one per message (json.dumps builds a new
+# one whenever an argument differs from its defaults).
+_ENVELOPE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # How long a process trusts the bindings it read; a publish that matches nothing reads again.
 _BINDINGS_CACHE_S = 1.0
@@ -65,6 +70,12 @@ class Channel(virtual.Channel):
         self._no_ack_queues: set[str] = set()
         # Queues a claim found drained, with their wake-up stamp at that time.
         self._drained: dict[str, tuple[int, int]] = {}
+        # Publishing: the connection held for this channel's own commits (SQLite, PostgreSQL
+        # with psycopg), made on the first publish; the caller's connection last found to be
+        # in the broker's database.
+        self._held_put_connection: PutConnection | None = None
+        self._put_connection_store: MessageStore | None = None
+        self._checked_connection: sa.Connection | None = None
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -84,7 +95,7 @@ class Channel(virtual.Channel):
         properties["delivery_info"].update(exchange=exchange, routing_key=routing_key)
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        payload = json.dumps(message, separators=(",", ":"))
+        payload = _ENVELOPE_ENCODER.encode(message)
         limit = self.connection.options.max_message_bytes
         if len(payload) > limit:
             raise PublishRefusedError(
@@ -92,24 +103,46 @@ class Channel(virtual.Channel):
                 "(transport option max_message_bytes)"
             )
         properties = message["properties"]
-        ttl_s = self._ttl_s(queue, properties.get("expiration"))
-        priority = self._get_message_priority(message)
-        connection = self._caller_connection()
+        row = PendingRow(
+            queue, payload, self._get_message_priority(message), self._ttl_s(queue, properties)
+        )
+        batch = bound_batch()
+        if batch is not None:
+            # Inside publish_on(): buffered, written into the caller's transaction with the
+            # block's other messages (see transactional).
+            self._check_same_database(batch.connection)
+            batch.add(self._write_in_transaction, row)
+            return
         if (
-            connection is None
-            and properties.get("delivery_mode") == _TRANSIENT
+            properties.get("delivery_mode") == _TRANSIENT
             and self.connection.options.batch_transient
         ):
-            row = PendingRow(queue, payload, priority, ttl_s)
             self.connection.transient.offer(row)
             return
-        self.store.put(queue, payload, priority, ttl_s, connection)
-        if connection is None:
-            self.connection.wake_consumers_of(queue)
-        elif self.store.dialect != "postgresql":
-            # Inside publish_on(): wake once the caller's transaction has committed
-            # (PostgreSQL's NOTIFY is delivered on commit by itself).
-            wake_after_commit(connection, queue, self.connection.wake_consumers_of)
+        put_connection = self._put_connection()
+        if put_connection is not None:
+            put_connection.put(row)
+        else:
+            self.store.put(row.queue, row.payload, row.priority, row.ttl_s)
+        self.connection.wake_consumers_of(queue)
+
+    def _write_in_transaction(self, connection: sa.Connection, rows: list[PendingRow]) -> None:
+        """A publish_on() block's rows, into the caller's transaction."""
+        self.store.put_many(rows, connection)
+        if self.store.dialect != "postgresql":
+            # Wake once the caller's transaction has committed (PostgreSQL's NOTIFY is
+            # delivered on commit by itself).
+            for queue in dict.fromkeys(row.queue for row in rows):
+                wake_after_commit(connection, queue, self.connection.wake_consumers_of)
+
+    def _put_connection(self) -> PutConnection | None:
+        # The store is replaced in a forked child (Transport._check_pid): so is this.
+        if self._put_connection_store is not self.store:
+            if self._held_put_connection is not None:
+                self._held_put_connection.close()
+            self._held_put_connection = self.store.put_connection()
+            self._put_connection_store = self.store
+        return self._held_put_connection
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
@@ -118,17 +151,19 @@ class Channel(virtual.Channel):
         for queue in self._route(exchange, routing_key):
             self._put(queue, message, **kwargs)
 
-    def _ttl_s(self, queue: str, expiration_ms: object) -> float | None:
+    def _ttl_s(self, queue: str, properties: dict[str, Any]) -> float | None:
         """How long the message lives, in seconds (None: for ever): its own ``expiration`` or
         its queue's ``x-message-ttl``, whichever is shorter. The store adds it to the
         database's now."""
-        if queue not in self._message_ttl_s:
-            self._message_ttl_s[queue] = self.store.queue_message_ttl_s(queue)
-        limits = [self._message_ttl_s[queue]]
-        if expiration_ms is not None:
-            limits.append(float(str(expiration_ms)) / 1000)
-        known = [limit for limit in limits if limit is not None]
-        return min(known) if known else None
+        try:
+            queue_ttl_s = self._message_ttl_s[queue]
+        except KeyError:
+            queue_ttl_s = self._message_ttl_s[queue] = self.store.queue_message_ttl_s(queue)
+        expiration_ms = properties.get("expiration")
+        if expiration_ms is None:
+            return queue_ttl_s
+        own_ttl_s = float(str(expiration_ms)) / 1000
+        return own_ttl_s if queue_ttl_s is None else min(own_ttl_s, queue_ttl_s)
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
         """Store the binding in the database, so every process routes to this queue."""
@@ -217,8 +252,13 @@ class Channel(virtual.Channel):
 
     def _caller_connection(self) -> sa.Connection | None:
         connection = bound_connection()
-        if connection is None:
-            return None
+        if connection is not None:
+            self._check_same_database(connection)
+        return connection
+
+    def _check_same_database(self, connection: sa.Connection) -> None:
+        if connection is self._checked_connection:
+            return
         ours, theirs = self.store.engine.url, connection.engine.url
         if (ours.get_backend_name(), ours.host, ours.port, ours.database) != (
             theirs.get_backend_name(),
@@ -230,7 +270,7 @@ class Channel(virtual.Channel):
                 "publish_on() got a connection to another database than the broker's: "
                 "a transactional publish must use the broker's own database"
             )
-        return connection
+        self._checked_connection = connection
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -272,8 +312,12 @@ class Channel(virtual.Channel):
 
     def _size(self, queue: str) -> int:
         # Inside publish_on(), read on the caller's connection: on SQLite it holds the write
-        # lock, and a second connection would wait for it forever.
-        return self.store.size(queue, self._caller_connection())
+        # lock, and a second connection would wait for it forever. It counts the block's
+        # messages too: they are written first.
+        connection = self._caller_connection()
+        if connection is not None:
+            flush_pending(connection)
+        return self.store.size(queue, connection)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -374,8 +418,13 @@ class Channel(virtual.Channel):
         return rows
 
     def close(self) -> None:
-        if self.connection is not None:
-            self.connection.flush_acks()
+        try:
+            if self.connection is not None:
+                self.connection.flush_acks()
+        finally:
+            if self._held_put_connection is not None:
+                self._held_put_connection.close()
+                self._held_put_connection = self._put_connection_store = None
         super().close()
 
     def _deliver_all(self, queue: str, rows: list[ClaimedRow]) -> None:

@@ -56,23 +56,30 @@ class SqliteMessages:
             f"SELECT id, payload, delivery_count, priority FROM {table} "
             f"WHERE queue = :queue AND {self._is_ready} ORDER BY priority DESC, id LIMIT :limit"
         )
+        self._put_sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)"
         self._take_owner = f"no-ack:{uuid.uuid4().hex}"
         self._last_mark = 0.0
         self._mark_lock = threading.Lock()
 
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        self._execute(*self.put_statement(PendingRow(queue, payload, priority, ttl_s)))
+
+    def put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of one message (SQL, qmark parameters), timed now."""
         now = time.time()
-        self._execute(
-            f"INSERT INTO {self._table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (queue, priority, payload, now, now, _expires_at(now, ttl_s)),
+        return self._put_sql, (
+            row.queue,
+            row.priority,
+            row.payload,
+            now,
+            now,
+            _expires_at(now, row.ttl_s),
         )
 
     def put_many(self, rows: Sequence[PendingRow]) -> None:
         """Insert ``rows`` in order, all or none: one statement, or one transaction when there
         are more than fit in one."""
-        chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
-        now = time.time()
-        statements = [self._insert_many(chunk, now) for chunk in chunks]
+        statements = self.insert_statements(rows)
         if len(statements) == 1:
             self._execute(*statements[0])
             return
@@ -85,6 +92,13 @@ class SqliteMessages:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def insert_statements(self, rows: Sequence[PendingRow]) -> list[tuple[str, tuple[Any, ...]]]:
+        """The multi-row INSERTs (SQL, qmark parameters) that write ``rows`` in order, all
+        timed now; for ``put_many`` or for a caller's transaction."""
+        chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
+        now = time.time()
+        return [self._insert_many(chunk, now) for chunk in chunks]
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int]

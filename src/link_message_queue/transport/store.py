@@ -20,6 +20,7 @@ from . import states
 from .clock import POSTGRESQL_NOW_SQL, database_now
 from .engines import read_only
 from .errors import TransportError
+from .put_connection import PutConnection
 from .rows import ClaimedRow, PendingRow
 from .schema import SECONDS, QueueTables
 from .sqlite_messages import SqliteMessages
@@ -56,12 +57,13 @@ class MessageStore:
             now = POSTGRESQL_NOW_SQL
             table = message.name
             columns = "queue, priority, payload, created_at, visible_at, expires_at, delivery_count"
-            # One round trip: the row and its wake-up signal; NOTIFY fires on commit.
-            self._put_sql: sa.TextClause | None = sa.text(
+            # One round trip: the row and its wake-up signal; NOTIFY fires on commit. In the
+            # driver's own parameter style: a channel runs it on its raw connection.
+            self._put_sql: str | None = (
                 f"WITH inserted AS (INSERT INTO {table} ({columns}) "
-                f"VALUES (:queue, :priority, :payload, {now}, {now}, "
-                f"{now} + CAST(:ttl_s AS DOUBLE PRECISION), 0) "
-                "RETURNING id) SELECT pg_notify(:channel, :queue) FROM inserted"
+                f"VALUES (%(queue)s, %(priority)s, %(payload)s, {now}, {now}, "
+                f"{now} + CAST(%(ttl_s)s AS DOUBLE PRECISION), 0) "
+                "RETURNING id) SELECT pg_notify(%(channel)s, %(queue)s) FROM inserted"
             )
             # A batch (COPY) opens with one statement that reads the server's clock for the
             # rows and signals their queues (NOTIFY is delivered on commit, after the rows).
@@ -261,30 +263,39 @@ class MessageStore:
 
     # -- messages --------------------------------------------------------------------------
 
-    def put(
-        self,
-        queue: str,
-        payload: str,
-        priority: int,
-        ttl_s: float | None,
-        connection: sa.Connection | None = None,
-    ) -> None:
-        """Insert one message, visible at once; it expires ``ttl_s`` seconds from now (by
-        the database's clock), or never if None."""
+    def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        """Insert one message, committed and visible at once; it expires ``ttl_s`` seconds
+        from now (by the database's clock), or never if None. (A channel publishes through
+        its ``put_connection`` where there is one; messages published inside a caller's
+        transaction go through ``put_many``.)"""
+        row = PendingRow(queue, payload, priority, ttl_s)
         if self._put_sql is not None:
-            parameters = {
-                "queue": queue,
-                "priority": priority,
-                "payload": payload,
-                "ttl_s": ttl_s,
-                "channel": self.tables.notify_channel,
-            }
-            self._execute(self._put_sql, connection, parameters)
-        elif self._sqlite is not None and connection is None:
+            with self._single.begin() as own:
+                own.exec_driver_sql(*self._put_statement(row))
+        elif self._sqlite is not None:
             self._sqlite.put(queue, payload, priority, ttl_s)
         else:
-            row = PendingRow(queue, payload, priority, ttl_s)
-            self._execute(self._insert_rows(), connection, self._insert_parameters(row))
+            self._execute(self._insert_rows(), None, self._insert_parameters(row))
+
+    def put_connection(self) -> PutConnection | None:
+        """A connection for one channel's publishes, to hold until the channel closes
+        (SQLite, and PostgreSQL with psycopg); None where ``put`` is the way."""
+        if self._sqlite is not None:
+            return PutConnection(self.engine, self._sqlite.put_statement, prepare=False)
+        if self._put_sql is None or self.engine.dialect.driver != "psycopg":
+            return None
+        return PutConnection(self._single, self._put_statement, prepare=True)
+
+    def _put_statement(self, row: PendingRow) -> tuple[str, dict[str, Any]]:
+        assert self._put_sql is not None
+        parameters = {
+            "queue": row.queue,
+            "priority": row.priority,
+            "payload": row.payload,
+            "ttl_s": row.ttl_s,
+            "channel": self.tables.notify_channel,
+        }
+        return self._put_sql, parameters
 
     def _insert_rows(self) -> sa.Insert:
         """INSERT of new messages timed by the database: parameters from
@@ -306,18 +317,39 @@ class MessageStore:
             "ttl_s": row.ttl_s,
         }
 
-    def put_many(self, rows: Sequence[PendingRow]) -> None:
-        """Insert ``rows`` in one transaction (in order), then wake each queue's consumers
-        (PostgreSQL); times by the database's clock at the insert."""
+    def put_many(self, rows: Sequence[PendingRow], connection: sa.Connection | None = None) -> None:
+        """Insert ``rows`` in order, all or none, times by the database's clock at the insert:
+        inside ``connection``'s transaction (visible when it commits), or in one transaction
+        of their own. On PostgreSQL the batch signals each of its queues once (NOTIFY,
+        delivered on commit); waking consumers elsewhere is the caller's part.
+
+        PostgreSQL with psycopg writes the rows with one COPY, after one statement that
+        reads the clock and signals the queues (a single row: ``put``'s one statement);
+        SQLite with multi-row INSERTs (1000 rows each); other databases with one
+        executemany."""
         if not rows:
             return
-        if self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
-            self._copy_many(rows)
-            return
-        if self._sqlite is not None:
+        if connection is not None:
+            with writing_in(connection):
+                self._insert_many(connection, rows)
+        elif self._sqlite is not None:
+            # SQLite's write lock held only while SQLite works (see sqlite_messages).
             self._sqlite.put_many(rows)
-            return
-        with self.engine.begin() as connection:
+        else:
+            # A single row is one statement: autocommit spares BEGIN and COMMIT.
+            engine = self._single if len(rows) == 1 else self.engine
+            with engine.begin() as own:
+                self._insert_many(own, rows)
+
+    def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
+        if self._put_sql is not None and len(rows) == 1:
+            connection.exec_driver_sql(*self._put_statement(rows[0]))
+        elif self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg":
+            self._copy_many(connection, rows)
+        elif self._sqlite is not None:
+            for sql, parameters in self._sqlite.insert_statements(rows):
+                connection.exec_driver_sql(sql, parameters)
+        else:
             connection.execute(self._insert_rows(), [self._insert_parameters(row) for row in rows])
             if self.dialect == "postgresql":
                 for queue in sorted({row.queue for row in rows}):
@@ -325,23 +357,23 @@ class MessageStore:
                         sa.select(sa.func.pg_notify(self.tables.notify_channel, queue))
                     )
 
-    def _copy_many(self, rows: Sequence[PendingRow]) -> None:
+    def _copy_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
         # COPY costs a third of the CPU of an executemany (measured: 0.21 against 0.72 ms for
-        # 30 rows), and this runs in the publisher's process, under its GIL. COPY takes values,
-        # not expressions: the server's now is read by the batch's first statement, which
-        # also carries the wake-up signals, so the round trips stay BEGIN, it, COPY, COMMIT.
+        # 30 rows) and a tenth of an INSERT … SELECT FROM unnest(…) of the same rows (psycopg
+        # adapts each list item in Python), and this runs in the publisher's process, under
+        # its GIL. COPY takes values, not expressions: the server's now is read by the
+        # batch's first statement, which also carries the wake-up signals. It runs through
+        # SQLAlchemy, so a caller's connection begins its transaction if it had none.
         queues = sorted({row.queue for row in rows})
-        with self.engine.begin() as connection:
-            driver: Any = connection.connection.driver_connection
-            with driver.cursor() as cursor:
-                cursor.execute(self._batch_clock_sql, (self.tables.notify_channel, queues))
-                now = float(cursor.fetchone()[0])
-                with cursor.copy(self._copy_sql) as copy:
-                    for row in rows:
-                        expires_at = None if row.ttl_s is None else now + row.ttl_s
-                        copy.write_row(
-                            (row.queue, row.priority, row.payload, now, now, expires_at, 0)
-                        )
+        clock = connection.exec_driver_sql(
+            self._batch_clock_sql, (self.tables.notify_channel, queues)
+        )
+        now = float(clock.scalar_one())
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+            for row in rows:
+                expires_at = None if row.ttl_s is None else now + row.ttl_s
+                copy.write_row((row.queue, row.priority, row.payload, now, now, expires_at, 0))
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()

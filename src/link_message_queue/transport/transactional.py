@@ -1,37 +1,164 @@
 """Transactional publish: messages published inside ``publish_on(connection)`` are written on
-the caller's own SQLAlchemy connection, so they commit or roll back with the caller's work."""
+the caller's own SQLAlchemy connection, so they commit or roll back with the caller's work.
+
+They are buffered and written together, one multi-row write (COPY on PostgreSQL, multi-row
+INSERTs on SQLite) with one wake-up per queue, at the first of: the block's end, the caller
+committing or opening a savepoint (``begin_nested``) inside the block, or the transport itself
+reading the queue on that connection (``size``). A rollback (of the transaction, or to a
+savepoint opened in the block) drops what it would have undone, and so does an exception out
+of the block."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from . import after_commit
 from .errors import DeferredTransactionError
+from .rows import PendingRow
 
-_bound_connection: ContextVar[sa.Connection | None] = ContextVar(
-    "linkmq_bound_connection", default=None
-)
+# Writes a batch's rows for one store into the caller's transaction (``connection``).
+Writer = Callable[[sa.Connection, list[PendingRow]], None]
+
+
+class PendingBatch:
+    """The messages published in one ``publish_on`` block and not written yet, in order,
+    per writer (a channel's store)."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self._rows: dict[Writer, list[PendingRow]] = {}
+
+    def add(self, writer: Writer, row: PendingRow) -> None:
+        if not self._rows and not self.connection.in_transaction():
+            # As a statement would: the caller's commit() must find a transaction to commit.
+            with writing_in(self.connection):
+                self.connection.begin()
+        pending = self._rows.get(writer)
+        if pending is None:
+            pending = self._rows[writer] = []
+        pending.append(row)
+
+    def flush(self) -> None:
+        """Write what is buffered into the caller's transaction."""
+        batches, self._rows = self._rows, {}
+        for writer, rows in batches.items():
+            writer(self.connection, rows)
+
+    def drop(self) -> None:
+        self._rows = {}
+
+
+# The blocks open in this thread (or task), innermost last.
+_open_batches: ContextVar[tuple[PendingBatch, ...]] = ContextVar("linkmq_open_batches", default=())
 
 
 @contextmanager
 def publish_on(connection: sa.Connection | Session) -> Iterator[sa.Connection]:
     """Within the block, every ``linkmq+`` publish in this thread (or task) goes into
-    ``connection``'s transaction: visible when it commits, gone if it rolls back."""
+    ``connection``'s transaction: visible when it commits, gone if it rolls back. Yields the
+    SQLAlchemy connection (a Session's own connection for a Session).
+
+    The block's messages are written together, in one multi-row statement, at the block's
+    end or just before the caller commits inside it (or opens a savepoint there), whichever
+    comes first; until then a query of the caller's own on the message table does not see
+    them (``queue.qsize()`` does). An exception out of the block drops them, and a rollback
+    drops those it covers. Errors of the write are SQLAlchemy's, raised from the block's end
+    or from the caller's ``commit()``."""
     bound = connection.connection() if isinstance(connection, Session) else connection
-    token = _bound_connection.set(bound)
+    _listen(bound.engine)
+    outer = _batch_of(bound)
+    if outer is not None:
+        # A nested block on the same connection starts on its own: its exception must drop
+        # only its own messages.
+        outer.flush()
+    batch = PendingBatch(bound)
+    token = _open_batches.set((*_open_batches.get(), batch))
     try:
         yield bound
+    except BaseException:
+        batch.drop()
+        raise
+    else:
+        batch.flush()
     finally:
-        _bound_connection.reset(token)
+        _open_batches.reset(token)
+
+
+def bound_batch() -> PendingBatch | None:
+    """The innermost ``publish_on`` block's batch in this thread (or task), if any."""
+    batches = _open_batches.get()
+    return batches[-1] if batches else None
 
 
 def bound_connection() -> sa.Connection | None:
-    return _bound_connection.get()
+    batch = bound_batch()
+    return None if batch is None else batch.connection
+
+
+def flush_pending(connection: sa.Connection) -> None:
+    """Write the messages buffered for ``connection`` now (before reading its queues)."""
+    batch = _batch_of(connection)
+    if batch is not None:
+        batch.flush()
+
+
+def _batch_of(connection: sa.Connection) -> PendingBatch | None:
+    for batch in _open_batches.get():
+        if batch.connection is connection:
+            return batch
+    return None
+
+
+_listened: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+_listen_lock = threading.Lock()
+
+
+def _listen(engine: sa.Engine) -> None:
+    # The rows' wake-ups may be registered from within a commit event (see after_commit).
+    after_commit.listen(engine)
+    with _listen_lock:
+        if engine in _listened:
+            return
+        event.listen(engine, "commit", _write_before_commit)
+        event.listen(engine, "savepoint", _write_before_savepoint)
+        event.listen(engine, "rollback", _drop_on_rollback)
+        event.listen(engine, "rollback_savepoint", _drop_on_rollback_to_savepoint)
+        _listened.add(engine)
+
+
+def _write_before_commit(connection: sa.Connection) -> None:
+    batch = _batch_of(connection)
+    if batch is not None:
+        batch.flush()
+        # The rows' wake-ups are due with this commit, whichever listener ran first.
+        after_commit.committing(connection)
+
+
+def _write_before_savepoint(connection: sa.Connection, _name: str) -> None:
+    # Written before the savepoint, so that rolling back to it does not undo them.
+    flush_pending(connection)
+
+
+def _drop_on_rollback(connection: sa.Connection) -> None:
+    batch = _batch_of(connection)
+    if batch is not None:
+        batch.drop()
+
+
+def _drop_on_rollback_to_savepoint(connection: sa.Connection, _name: str, _context: Any) -> None:
+    # Everything buffered was published since the innermost open savepoint began (opening
+    # one writes the buffer): this rollback undoes it.
+    _drop_on_rollback(connection)
 
 
 @contextmanager
