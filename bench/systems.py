@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -193,6 +193,7 @@ class ProcrastinateSystem:
             )
             for _ in range(WORKER_PROCESSES)
         ]
+        log.close()  # the workers write to their own copies
         return scenarios.Worker(processes, out)
 
 
@@ -206,7 +207,7 @@ class PeerUnavailableError(Exception):
     """A peer cannot be had on this machine; the message says why and what to do."""
 
 
-def _pgmq_system() -> CelerySystem:
+def _pgmq_system(database: str) -> CelerySystem:
     """Celery on kombu's ``pgmq`` transport, on a fresh database with PGMQ installed: the
     extension where the server has it, else the SQL script the ``pgmq`` package ships."""
     try:
@@ -214,7 +215,7 @@ def _pgmq_system() -> CelerySystem:
     except ImportError as exc:
         raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
 
-    database_url = fresh_postgres("linkmq_bench_pgmq")
+    database_url = fresh_postgres(database)
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         available = connection.execute(
@@ -248,25 +249,31 @@ def _pgmq_system() -> CelerySystem:
     )
 
 
-def _procrastinate_system() -> ProcrastinateSystem:
+def _procrastinate_system(database: str) -> ProcrastinateSystem:
     try:
         import procrastinate  # noqa: F401
     except ImportError as exc:
         raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
 
-    system = ProcrastinateSystem(libpq_url(fresh_postgres("linkmq_bench_procrastinate")))
+    system = ProcrastinateSystem(libpq_url(fresh_postgres(database)))
     system.prepare()
     return system
 
 
-def comparison_systems(linkmq: Broker) -> tuple[list[System], list[str]]:
-    """linkmq+ on ``linkmq`` (PostgreSQL) and every peer that can be had here, and a note for
-    each one skipped, saying why."""
+def comparison_systems(
+    linkmq: Broker, database_prefix: str = "linkmq_bench"
+) -> tuple[list[System], list[str]]:
+    """linkmq+ on ``linkmq`` (PostgreSQL) and every peer that can be had here, each peer on a
+    fresh database ``{database_prefix}_{peer}``; and a note for each one skipped, saying why."""
     systems: list[System] = [CelerySystem(linkmq)]
     notes: list[str] = []
-    for name, make in (("procrastinate", _procrastinate_system), ("kombu-pgmq", _pgmq_system)):
+    peers: list[tuple[str, Callable[[str], System]]] = [
+        ("procrastinate", _procrastinate_system),
+        ("kombu-pgmq", _pgmq_system),
+    ]
+    for name, make in peers:
         try:
-            systems.append(make())
+            systems.append(make(f"{database_prefix}_{name.replace('-', '_')}"))
         except PeerUnavailableError as exc:
             notes.append(f"{name} skipped: {exc}")
     redis = redis_brokers()
