@@ -31,7 +31,11 @@ COMPARISON_ROWS: list[tuple[str, str, bool]] = [
     ("drain_per_s", "drain {drain:,} trivial tasks, tasks/s", True),
     ("latency_p50_ms", "enqueue→start p50 at 20 msg/s, ms", False),
     ("latency_p99_ms", "enqueue→start p99 at 20 msg/s, ms", False),
-    ("crash_lost", "SIGKILL mid-task: of 2 tasks, not run again within 45 s", False),
+    (
+        "crash_lost",
+        "SIGKILL mid-task: of {crash_tasks} tasks, not run again within {crash_budget_s:.0f} s",
+        False,
+    ),
 ]
 OURS = "linkmq+ PostgreSQL"
 
@@ -126,12 +130,13 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
         cells = []
         for peer in peers:
             theirs = results[peer].get(key)
-            ratio = "" if key == "crash_lost" else f" ({_ratio(ours[key], theirs, higher)})"
-            cells.append(f"{_cell(theirs)}{ratio}")
+            if key == "crash_lost":  # a count: no ratio to 0
+                cells.append("–" if theirs is None else f"{theirs:g}")
+            else:
+                cells.append(f"{_cell(theirs)} ({_ratio(ours[key], theirs, higher)})")
+        ours_cell = f"{ours[key]:g}" if key == "crash_lost" else _cell(ours[key])
         lines.append(
-            f"| {label.format(**compared['counts'])} | {_cell(ours[key])} | "
-            + " | ".join(cells)
-            + " |"
+            f"| {label.format(**compared['counts'])} | {ours_cell} | " + " | ".join(cells) + " |"
         )
     lines += [f"- {note}" for note in compared.get("notes", [])]
     lines.append("")
@@ -143,8 +148,8 @@ def backlog_lines(report: dict[str, Any]) -> list[str]:
         return []
     figures = report["backlog"]
     lines = [
-        f"**Backlog** (linkmq+ PostgreSQL, {figures['backlog']:,.0f} tasks waiting, filled in "
-        f"{figures['backlog_fill_s']:.0f} s):",
+        f"**Backlog** (linkmq+ PostgreSQL, {figures['backlog']:,.0f} tasks waiting, written in "
+        f"{figures['backlog_fill_s']:.0f} s; medians of {figures['trials']:.0f} rounds):",
         "",
         "| measure | empty queue | with the backlog | kept |",
         "| --- | ---: | ---: | ---: |",

@@ -601,38 +601,54 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
 
 
 def backlog_claim(
-    broker: Broker, workdir: Path, backlog: int, count: int, budget_s: float
+    empty: Broker,
+    full: Broker,
+    workdir: Path,
+    *,
+    backlog: int,
+    count: int,
+    rounds: int,
+    budget_s: float,
 ) -> dict[str, float]:
-    """linkmq+ on PostgreSQL: how fast tasks are claimed from an empty queue, and from one with
-    ``backlog`` tasks waiting: kombu-level claim+ack of ``count`` messages, then a 2-process
-    worker draining ``count`` tasks.
+    """linkmq+ on PostgreSQL: how fast tasks are claimed from a queue holding ``backlog`` tasks
+    (on ``full``'s database) against one holding only the tasks measured (on ``empty``'s): a
+    kombu-level claim+ack of ``count`` messages, then a 2-process worker draining ``count``
+    tasks; ``rounds`` times, alternating which goes first; medians.
 
     The backlog is one real published task copied ``backlog`` times in one INSERT … SELECT
     (each copy with its own task id), then vacuumed, analysed and checkpointed: rows as the
-    transport stores them, in a minute instead of hours of publishing."""
-    assert broker.database_url is not None
-    assert broker.transport == "linkmq"
-    figures: dict[str, float] = {"backlog": backlog}
-    for label, waiting in (("empty", 0), ("backlog", backlog)):
-        broker.reset()
-        publish(broker.url, 2 * count)  # (and the warm-up task)
-        if waiting:
-            started = time.perf_counter()
-            _copy_first_task(broker.database_url, waiting)
-            figures["backlog_fill_s"] = time.perf_counter() - started
-        figures[f"claim_ack_{label}_per_s"] = consume_rate(
-            broker.url, count, budget_s, queue_name="bench", put=False
-        )
-        worker = start_worker(broker, workdir)
-        try:
-            records = wait_done(worker, count, budget_s)
-        finally:
-            worker.stop()
-        first = min(started for _, started, _ in records)
-        last = max(ended for _, _, ended in records)
-        figures[f"drain_{label}_per_s"] = len(records) / (last - first)
-    broker.reset()
-    return figures
+    transport stores them, in a minute instead of hours of publishing. The measured tasks are
+    taken from its head, as consumers eat into a backlog."""
+    assert empty.database_url is not None
+    assert full.database_url is not None
+    full.reset()
+    publish(full.url, 0)  # one real task: the template of the backlog
+    fill_started = time.perf_counter()
+    _copy_first_task(full.database_url, backlog)
+    fill_s = time.perf_counter() - fill_started
+    trials: dict[str, list[float]] = {}
+    sides = [("empty", empty), ("backlog", full)]
+    for round_number in range(rounds):
+        for label, broker in sides[round_number % 2 :] + sides[: round_number % 2]:
+            if broker is empty:
+                broker.reset()
+                publish(broker.url, 2 * count)  # (and the warm-up task)
+            claim_ack = consume_rate(broker.url, count, budget_s, queue_name="bench", put=False)
+            trials.setdefault(f"claim_ack_{label}_per_s", []).append(claim_ack)
+            worker = start_worker(broker, workdir)
+            try:
+                records = wait_done(worker, count, budget_s)
+            finally:
+                worker.stop()
+            first = min(started for _, started, _ in records)
+            last = max(ended for _, _, ended in records)
+            trials.setdefault(f"drain_{label}_per_s", []).append(len(records) / (last - first))
+    full.reset()  # a gigabyte
+    return {key: statistics.median(values) for key, values in trials.items()} | {
+        "backlog": backlog,
+        "backlog_fill_s": fill_s,
+        "trials": rounds,
+    }
 
 
 def _copy_first_task(database_url: str, copies: int) -> None:
