@@ -118,8 +118,8 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
     peers = [name for name in results if name != OURS]
     lines = [
         f"**Side by side with the peers** (medians of {compared['repeat']} rounds, systems "
-        f"rotated; 2 worker processes each; publish {compared['counts']['publish']:,} tasks; "
-        "(×: linkmq+ against that peer, above 1× linkmq+ is better)",
+        f"rotated; 2 worker processes each; publish {compared['counts']['publish']:,} tasks). "
+        "×: linkmq+ against that peer, above 1× linkmq+ is better.",
         "",
         f"| measure | {OURS} | " + " | ".join(peers) + " |",
         "| --- | ---: | " + " | ".join("---:" for _ in peers) + " |",
@@ -138,9 +138,28 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {label.format(**compared['counts'])} | {ours_cell} | " + " | ".join(cells) + " |"
         )
-    lines += [f"- {note}" for note in compared.get("notes", [])]
+    lines += [f"- {note}" for note in compared.get("notes", []) + _cut_short(compared)]
     lines.append("")
     return lines
+
+
+def _cut_short(compared: dict[str, Any]) -> list[str]:
+    """A note for each system whose drain or latency run ended before all its tasks ran."""
+    counts = compared["counts"]
+    notes = []
+    for name, figures in compared["results"].items():
+        if figures.get("drained", counts["drain"] + 1) < counts["drain"] + 1:
+            notes.append(
+                f"{name}: the drain was cut at its time budget after {figures['drained']:,.0f} "
+                f"of {counts['drain'] + 1:,} tasks (median); its rate is over those."
+            )
+        if figures.get("latency_n", counts["latency"]) < counts["latency"]:
+            notes.append(
+                f"{name}: {figures['latency_n']:,.0f} of {counts['latency']:,} tasks had started "
+                "30 s after the last publish (median); its latency is over those, the others "
+                "waited longer."
+            )
+    return notes
 
 
 def backlog_lines(report: dict[str, Any]) -> list[str]:
