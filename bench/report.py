@@ -236,7 +236,7 @@ def _peers_panel(report: dict[str, Any], axis: Any) -> None:
     results: dict[str, dict[str, float]] = compared["results"]
     ours = results.get(OURS, {})
     rows = [(key, label, higher) for key, label, higher in COMPARISON_ROWS if key != "crash_lost"]
-    labels = [label.format(**compared["counts"]).split(",")[0] for _, label, _ in rows]
+    labels = [label.format(**compared["counts"]).rsplit(", ", 1)[0] for _, label, _ in rows]
     series = {
         peer: [
             (
