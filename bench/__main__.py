@@ -139,9 +139,10 @@ def run_comparison(quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
     for note in notes:
         print(note, flush=True)
     print(f"== side by side: {', '.join(s.name for s in systems)}; {repeat} rounds", flush=True)
-    results = comparison.compare(systems, workdir, counts, repeat)
+    results, rounds = comparison.compare(systems, workdir, counts, repeat)
     return {
         "results": results,
+        "rounds": rounds,
         "notes": notes,
         "repeat": repeat,
         "counts": {
@@ -154,7 +155,7 @@ def run_comparison(quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def run_backlog(backlog: int, quick: bool, repeat: int, workdir: Path) -> dict[str, float]:
+def run_backlog(backlog: int, quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
     print(f"== linkmq+ PostgreSQL with a backlog of {backlog:,}", flush=True)
     figures = scenarios.backlog_claim(
         linkmq_postgres_broker("linkmq_bench_empty"),

@@ -123,9 +123,9 @@ def compare(
     *,
     crash_budget_s: float = CRASH_BUDGET_S,
     log: Callable[[str], None] = print,
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
     """Every scenario on every system, ``repeat`` rounds, systems rotated; per system the
-    median of each figure and ``trials``."""
+    median of each figure and ``trials``, and each figure of every round (in round order)."""
     scenarios: list[tuple[str, Callable[[System], dict[str, float]]]] = [
         ("publish one by one", lambda s: publish_one_by_one(s, counts.publish)),
         ("publish bulk", lambda s: publish_bulk(s, counts.publish)),
@@ -144,8 +144,9 @@ def compare(
                     trials[system.name].setdefault(key, []).append(value)
                 figures = ", ".join(f"{key} {value:,.1f}" for key, value in measured.items())
                 log(f"round {round_number + 1}/{repeat} {label}: {system.name}: {figures}")
-    return {
+    medians = {
         name: {key: statistics.median(values) for key, values in figures.items()}
         | {"trials": repeat}
         for name, figures in trials.items()
     }
+    return medians, trials

@@ -609,7 +609,7 @@ def backlog_claim(
     count: int,
     rounds: int,
     budget_s: float,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """linkmq+ on PostgreSQL: how fast tasks are claimed from a queue holding ``backlog`` tasks
     (on ``full``'s database) against one holding only the tasks measured (on ``empty``'s): a
     kombu-level claim+ack of ``count`` messages, then a 2-process worker draining ``count``
@@ -644,11 +644,11 @@ def backlog_claim(
             last = max(ended for _, _, ended in records)
             trials.setdefault(f"drain_{label}_per_s", []).append(len(records) / (last - first))
     full.reset()  # a gigabyte
-    return {key: statistics.median(values) for key, values in trials.items()} | {
-        "backlog": backlog,
-        "backlog_fill_s": fill_s,
-        "trials": rounds,
-    }
+    return (
+        {key: statistics.median(values) for key, values in trials.items()}
+        | {"backlog": backlog, "backlog_fill_s": fill_s, "trials": rounds}
+        | {f"{key}_rounds": values for key, values in trials.items()}
+    )
 
 
 def _copy_first_task(database_url: str, copies: int) -> None:
