@@ -1,8 +1,12 @@
-"""``python -m bench`` (or ``make bench``): every scenario on kombu's sqla+, linkmq+ and Redis
-in one run; prints ratios, writes ``bench/results/latest.json`` and ``latest.png``.
+"""``python -m bench`` (or ``make bench``): every scenario on kombu's sqla+, linkmq+ and Redis,
+then linkmq+ side by side with its PostgreSQL peers (procrastinate, Celery on kombu's pgmq
+transport, Celery+Redis) in rounds, in one run; prints ratios, writes
+``bench/results/latest.{json,md,png}``.
 
 Needs the PostgreSQL of the test setup (127.0.0.1:5432, trust auth); Redis is used when it
-answers on 127.0.0.1:6379. ``--quick`` shrinks every count for a smoke run.
+answers on 127.0.0.1:6379; a peer that cannot be had is skipped with a note. ``--quick``
+shrinks every count for a smoke run; ``--peers`` runs only the comparison; ``--backlog N``
+adds the claim rate with N tasks waiting.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import celery
 import kombu
 import sqlalchemy as sa
 
-from . import scenarios
-from .brokers import Broker, postgres_brokers, redis_brokers, sqlite_brokers
+from . import comparison, scenarios
+from .brokers import Broker, linkmq_postgres_broker, postgres_brokers, redis_brokers, sqlite_brokers
 from .report import chart, table
+from .systems import CelerySystem, comparison_systems
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -70,12 +75,12 @@ def run_monitoring(quick: bool, repeat: int) -> dict[str, Any]:
     return {"results": results}
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run_brokers(quick: bool, workdir: Path) -> dict[str, dict[str, float]]:
+    """Every scenario on kombu's sqla+, linkmq+ (PostgreSQL and SQLite) and Redis, once each."""
     scale = 0.1 if quick else 1.0
     n_publish = int(2000 * scale)
     n_drain = int(5000 * scale)
     n_history = int(300_000 * scale)
-    workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
     brokers: list[Broker] = postgres_brokers() + sqlite_brokers(workdir) + redis_brokers()
     results: dict[str, dict[str, float]] = {}
     for broker in brokers:
@@ -86,7 +91,7 @@ def run(quick: bool) -> dict[str, Any]:
             measured |= scenarios.publish_ceiling(broker, n_publish)
         measured |= scenarios.drain_rate(broker, workdir, n_drain, budget_s=30)
         measured |= scenarios.sleepy_tasks(broker, workdir, 200, budget_s=40)
-        measured |= scenarios.latency(broker, workdir, int(200 * max(scale, 0.25)))
+        measured |= comparison.latency(CelerySystem(broker), workdir, int(200 * max(scale, 0.25)))
         if broker.database == "PostgreSQL":
             measured |= scenarios.idle_queries(broker, workdir, seconds=10)
         if broker.database_url is not None:
@@ -120,17 +125,81 @@ def run(quick: bool) -> dict[str, Any]:
             )
         results[broker.name] = measured
         print(json.dumps(measured, indent=1), flush=True)
+    return results
+
+
+def run_comparison(quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
+    """linkmq+ on PostgreSQL and its peers, every workload, ``repeat`` rotated rounds."""
+    counts = (
+        comparison.Counts(publish=200, drain=200, latency=50)
+        if quick
+        else comparison.Counts(publish=3000, drain=3000, latency=200)
+    )
+    systems, notes = comparison_systems(linkmq_postgres_broker("linkmq_bench_peers"))
+    for note in notes:
+        print(note, flush=True)
+    print(f"== side by side: {', '.join(s.name for s in systems)}; {repeat} rounds", flush=True)
+    results, rounds = comparison.compare(systems, workdir, counts, repeat)
     return {
+        "results": results,
+        "rounds": rounds,
+        "notes": notes,
+        "repeat": repeat,
+        "counts": {
+            "publish": counts.publish,
+            "drain": counts.drain,
+            "latency": counts.latency,
+            "crash_tasks": comparison.CRASH_TASKS,
+            "crash_budget_s": comparison.CRASH_BUDGET_S,
+        },
+    }
+
+
+def run_backlog(backlog: int, quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
+    print(f"== linkmq+ PostgreSQL with a backlog of {backlog:,}", flush=True)
+    figures = scenarios.backlog_claim(
+        linkmq_postgres_broker("linkmq_bench_empty"),
+        linkmq_postgres_broker("linkmq_bench_backlog"),
+        workdir,
+        backlog=backlog,
+        count=200 if quick else 2000,
+        rounds=repeat,
+        budget_s=120,
+    )
+    print(json.dumps(figures, indent=1), flush=True)
+    return figures
+
+
+def run(quick: bool, repeat: int, backlog: int, peers_only: bool) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="linkmq-bench-"))
+    report: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}",
         "versions": {
             "celery": celery.__version__,
             "kombu": kombu.__version__,
             "sqlalchemy": sa.__version__,
+            **_peer_versions(),
         },
         "quick": quick,
-        "results": results,
+        "results": {} if peers_only else run_brokers(quick, workdir),
     }
+    report["comparison"] = run_comparison(quick, repeat, workdir)
+    if backlog:
+        report["backlog"] = run_backlog(backlog, quick, repeat, workdir)
+    return report
+
+
+def _peer_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("procrastinate", "pgmq", "redis"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def main() -> None:
@@ -140,12 +209,26 @@ def main() -> None:
         "--monitoring", action="store_true", help="only the cost of events and Flower on linkmq+"
     )
     parser.add_argument(
+        "--peers", action="store_true", help="only linkmq+ side by side with its peers"
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=3,
-        help="--monitoring: runs of each drain; medians are reported (3)",
+        help="rounds of the side-by-side comparison (and, with --monitoring, runs of each "
+        "drain); medians are reported (3)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=None,
+        metavar="N",
+        help="linkmq+'s claim rate with N tasks waiting against an empty queue (1,000,000; "
+        "with --quick 0: off); the backlog is written in SQL, about a minute in all",
     )
     args = parser.parse_args()
+    if args.backlog is None:
+        args.backlog = 0 if args.quick else 1_000_000
     logging.basicConfig(level=logging.WARNING)
     if args.monitoring:
         report = run_monitoring(args.quick, args.repeat)
@@ -183,9 +266,9 @@ def main() -> None:
                     f"{figures['cleaner_longest_round_ms']:.1f} ms"
                 )
         return
-    report = run(args.quick)
+    report = run(args.quick, args.repeat, args.backlog, args.peers)
     RESULTS.mkdir(exist_ok=True)
-    name = "quick" if args.quick else "latest"
+    name = ("quick" if args.quick else "latest") + ("-peers" if args.peers else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = table(report)
     (RESULTS / f"{name}.md").write_text(text + "\n")

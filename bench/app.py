@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.task_events import GroupedTaskEvents
+
+from .task_records import record_slow, record_work
 
 app = Celery("bench", broker=os.environ.get("BENCH_BROKER"))
 app.conf.update(
@@ -34,8 +35,9 @@ app.steps["consumer"].add(GroupedTaskEvents)
 
 @app.task(name="bench.work")
 def work(sent_at: float, duration_s: float) -> None:
-    started = time.time()
-    if duration_s:
-        time.sleep(duration_s)
-    with open(os.environ["BENCH_OUT"], "a", encoding="utf-8") as out:
-        out.write(f"{sent_at:.6f} {started:.6f} {time.time():.6f}\n")
+    record_work(sent_at, duration_s)
+
+
+@app.task(name="bench.slow")
+def slow(number: int, duration_s: float) -> None:
+    record_slow(number, duration_s)

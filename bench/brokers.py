@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,9 +26,11 @@ class Broker:
     url: str  # Celery broker URL
     database_url: str | None  # the SQLAlchemy URL behind it, for SQL brokers
     reset: Callable[[], None]
+    transport_options: dict[str, Any] = field(default_factory=dict)  # broker_transport_options
 
 
-def _fresh_postgres(name: str) -> str:
+def fresh_postgres(name: str) -> str:
+    """Drop and create database ``name``; returns its SQLAlchemy URL."""
     admin = sa.create_engine(
         POSTGRES_ADMIN, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
     )
@@ -71,10 +74,22 @@ _SQLA_TABLES = ("kombu_message", "kombu_queue")
 _LINKMQ_TABLES = ("linkmq_message", "linkmq_queue", "linkmq_binding")
 
 
-def postgres_brokers() -> list[Broker]:
-    sqla_db = _fresh_postgres("linkmq_bench_sqla")
-    linkmq_db = _fresh_postgres("linkmq_bench_linkmq")
+def linkmq_postgres_broker(database: str) -> Broker:
+    """linkmq+ on a fresh PostgreSQL database named ``database``, migrated."""
+    linkmq_db = fresh_postgres(database)
     _prepare_linkmq(linkmq_db)
+    return Broker(
+        "linkmq+ PostgreSQL",
+        "linkmq",
+        "PostgreSQL",
+        f"linkmq+{linkmq_db}",
+        linkmq_db,
+        _emptier(linkmq_db, _LINKMQ_TABLES),
+    )
+
+
+def postgres_brokers() -> list[Broker]:
+    sqla_db = fresh_postgres("linkmq_bench_sqla")
     return [
         Broker(
             "sqla+ PostgreSQL",
@@ -84,14 +99,7 @@ def postgres_brokers() -> list[Broker]:
             sqla_db,
             _emptier(sqla_db, _SQLA_TABLES),
         ),
-        Broker(
-            "linkmq+ PostgreSQL",
-            "linkmq",
-            "PostgreSQL",
-            f"linkmq+{linkmq_db}",
-            linkmq_db,
-            _emptier(linkmq_db, _LINKMQ_TABLES),
-        ),
+        linkmq_postgres_broker("linkmq_bench_linkmq"),
     ]
 
 

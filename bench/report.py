@@ -1,4 +1,4 @@
-"""The benchmark report: a Markdown table of figures and ratios, and a PNG chart of ratios."""
+"""The benchmark report: Markdown tables of figures and ratios, and a PNG chart of ratios."""
 
 from __future__ import annotations
 
@@ -23,6 +23,21 @@ ROWS: list[tuple[str, str, bool]] = [
     ("consume_after_history_per_s", "consume+ack after 300,000 passed, msg/s", True),
 ]
 
+
+# The side-by-side comparison (bench/comparison.py): (key, label, higher is better).
+COMPARISON_ROWS: list[tuple[str, str, bool]] = [
+    ("publish_per_s", "publish one by one, msg/s", True),
+    ("bulk_per_s", "publish in bulk, msg/s", True),
+    ("drain_per_s", "drain {drain:,} trivial tasks, tasks/s", True),
+    ("latency_p50_ms", "enqueue→start p50 at 20 msg/s, ms", False),
+    ("latency_p99_ms", "enqueue→start p99 at 20 msg/s, ms", False),
+    (
+        "crash_lost",
+        "SIGKILL mid-task: of {crash_tasks} tasks, not run again within {crash_budget_s:.0f} s",
+        False,
+    ),
+]
+OURS = "linkmq+ PostgreSQL"
 
 SHORT_LABELS = {"drain_per_s": "drain 5,000", "consume_after_history_per_s": "consume after 300k"}
 
@@ -87,7 +102,85 @@ def table(report: dict[str, Any]) -> str:
             ]
             lines += [f"| {label} | {_cell(value)} |" for label, value in bridge]
         lines.append("")
+    lines += comparison_table(report)
+    lines += backlog_lines(report)
     return "\n".join(lines).rstrip()
+
+
+def comparison_table(report: dict[str, Any]) -> list[str]:
+    """linkmq+ and its peers: each figure the median of the rounds; beside each peer's figure,
+    linkmq+'s ratio to it (above 1, linkmq+ is better)."""
+    if "comparison" not in report:
+        return []
+    compared = report["comparison"]
+    results: dict[str, dict[str, float]] = compared["results"]
+    ours = results.get(OURS, {})
+    peers = [name for name in results if name != OURS]
+    lines = [
+        f"**Side by side with the peers** (medians of {compared['repeat']} rounds, systems "
+        f"rotated; 2 worker processes each; publish {compared['counts']['publish']:,} tasks). "
+        "×: linkmq+ against that peer, above 1× linkmq+ is better.",
+        "",
+        f"| measure | {OURS} | " + " | ".join(peers) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in peers) + " |",
+    ]
+    for key, label, higher in COMPARISON_ROWS:
+        if key not in ours:
+            continue
+        cells = []
+        for peer in peers:
+            theirs = results[peer].get(key)
+            if key == "crash_lost":  # a count: no ratio to 0
+                cells.append("–" if theirs is None else f"{theirs:g}")
+            else:
+                cells.append(f"{_cell(theirs)} ({_ratio(ours[key], theirs, higher)})")
+        ours_cell = f"{ours[key]:g}" if key == "crash_lost" else _cell(ours[key])
+        lines.append(
+            f"| {label.format(**compared['counts'])} | {ours_cell} | " + " | ".join(cells) + " |"
+        )
+    lines += [f"- {note}" for note in compared.get("notes", []) + _cut_short(compared)]
+    lines.append("")
+    return lines
+
+
+def _cut_short(compared: dict[str, Any]) -> list[str]:
+    """A note for each system whose drain or latency run ended before all its tasks ran."""
+    counts = compared["counts"]
+    notes = []
+    for name, figures in compared["results"].items():
+        if figures.get("drained", counts["drain"] + 1) < counts["drain"] + 1:
+            notes.append(
+                f"{name}: the drain was cut at its time budget after {figures['drained']:,.0f} "
+                f"of {counts['drain'] + 1:,} tasks (median); its rate is over those."
+            )
+        if figures.get("latency_n", counts["latency"]) < counts["latency"]:
+            notes.append(
+                f"{name}: {figures['latency_n']:,.0f} of {counts['latency']:,} tasks had started "
+                "30 s after the last publish (median); its latency is over those, the others "
+                "waited longer."
+            )
+    return notes
+
+
+def backlog_lines(report: dict[str, Any]) -> list[str]:
+    if "backlog" not in report:
+        return []
+    figures = report["backlog"]
+    lines = [
+        f"**Backlog** (linkmq+ PostgreSQL, {figures['backlog']:,.0f} tasks waiting, written in "
+        f"{figures['backlog_fill_s']:.0f} s; medians of {figures['trials']:.0f} rounds):",
+        "",
+        "| measure | empty queue | with the backlog | kept |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, label in (
+        ("claim_ack", "claim+ack (kombu), msg/s"),
+        ("drain", "worker drain, tasks/s"),
+    ):
+        empty, full = figures[f"{key}_empty_per_s"], figures[f"{key}_backlog_per_s"]
+        lines.append(f"| {label} | {_cell(empty)} | {_cell(full)} | {full / empty:.0%} |")
+    lines.append("")
+    return lines
 
 
 def chart(report: dict[str, Any], path: Path) -> None:
@@ -96,27 +189,69 @@ def chart(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = [
+        draw
+        for draw, wanted in (
+            (_brokers_panel, report["results"]),
+            (_peers_panel, report.get("comparison")),
+        )
+        if wanted
+    ]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 5 * len(panels)), squeeze=False)
+    for draw, axis in zip(panels, axes[:, 0], strict=True):
+        draw(report, axis)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _ratio_bars(axis: Any, labels: list[str], series: dict[str, list[float]]) -> None:
+    width = 0.8 / len(series)
+    for number, (name, values) in enumerate(series.items()):
+        offset = (number - (len(series) - 1) / 2) * width
+        axis.bar([p + offset for p in range(len(labels))], values, width=width, label=name)
+    axis.axhline(1.0, color="black", linewidth=0.8)
+    axis.set_yscale("log")
+    axis.set_xticks(list(range(len(labels))), labels, rotation=30, ha="right")
+    axis.legend()
+
+
+def _brokers_panel(report: dict[str, Any], axis: Any) -> None:
     results: dict[str, dict[str, float]] = report["results"]
-    labels, postgres, sqlite = [], [], []
+    labels: list[str] = []
+    series: dict[str, list[float]] = {"PostgreSQL": [], "SQLite": []}
     for key, label, higher in ROWS:
-        values = []
-        for database in ("PostgreSQL", "SQLite"):
+        for database, values in series.items():
             ours = results.get(f"linkmq+ {database}", {}).get(key)
             theirs = results.get(f"sqla+ {database}", {}).get(key)
             values.append((ours / theirs if higher else theirs / ours) if ours and theirs else 0.0)
         labels.append(SHORT_LABELS.get(key, label.split(",")[0]))
-        postgres.append(values[0])
-        sqlite.append(values[1])
-    figure, axis = plt.subplots(figsize=(10, 5))
-    positions = range(len(labels))
-    axis.bar([p - 0.2 for p in positions], postgres, width=0.4, label="PostgreSQL")
-    axis.bar([p + 0.2 for p in positions], sqlite, width=0.4, label="SQLite")
-    axis.axhline(1.0, color="black", linewidth=0.8)
-    axis.set_yscale("log")
-    axis.set_xticks(list(positions), labels, rotation=30, ha="right")
+    _ratio_bars(axis, labels, series)
     axis.set_ylabel("linkmq+ / sqla+ (higher is better, log scale)")
     axis.set_title(f"linkmq+ against kombu's sqla+ — {report['when']}")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+
+
+def _peers_panel(report: dict[str, Any], axis: Any) -> None:
+    compared = report["comparison"]
+    results: dict[str, dict[str, float]] = compared["results"]
+    ours = results.get(OURS, {})
+    rows = [(key, label, higher) for key, label, higher in COMPARISON_ROWS if key != "crash_lost"]
+    labels = [label.format(**compared["counts"]).rsplit(", ", 1)[0] for _, label, _ in rows]
+    series = {
+        peer: [
+            (
+                (ours[key] / theirs[key] if higher else theirs[key] / ours[key])
+                if ours.get(key) and theirs.get(key)
+                else 0.0
+            )
+            for key, _, higher in rows
+        ]
+        for peer, theirs in results.items()
+        if peer != OURS
+    }
+    _ratio_bars(axis, labels, series)
+    axis.set_ylabel("linkmq+ / peer (higher is better, log scale)")
+    axis.set_title(
+        f"linkmq+ PostgreSQL against its peers, medians of {compared['repeat']} rounds — "
+        f"{report['when']}"
+    )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kombu
 import sqlalchemy as sa
@@ -24,16 +28,32 @@ _FLOWER_URL = f"http://127.0.0.1:{_FLOWER_PORT}"
 
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    """The processes of one worker (a Celery worker with its pool, or several procrastinate
+    workers), each the leader of its own process group, writing to ``out`` (bench/task_records.py)."""
+
+    processes: list[subprocess.Popen[bytes]]
     out: Path
 
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.processes[0]
+
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the worker and its children at once, as a crash would."""
+        for process in self.processes:
+            os.killpg(process.pid, signal.SIGKILL)
+        for process in self.processes:
+            process.wait()
 
     def finished(self) -> int:
         """Tasks done so far: counts lines without parsing them (the wait loop runs this
@@ -51,16 +71,35 @@ class Worker:
             rows.append((sent, started, ended))
         return rows
 
+    def numbers(self, stage: str) -> set[int]:
+        """The slow tasks that reached ``stage`` ("started" or "done")."""
+        path = self.out.with_name(f"{self.out.name}.{stage}")
+        if not path.exists():
+            return set()
+        return {int(line) for line in path.read_text().split()}
+
+
+def worker_out(workdir: Path, name: str) -> Path:
+    """A new file for a worker's records."""
+    return workdir / f"{name.replace(' ', '-').replace('+', '')}-{time.time_ns()}.out"
+
 
 def start_worker(
     broker: Broker,
     workdir: Path,
+    *,
     concurrency: int = 2,
     events: bool = False,
     remote_control: bool = True,
+    out: Path | None = None,
 ) -> Worker:
-    out = workdir / f"{broker.transport}-{broker.database}-{time.time_ns()}.out"
+    out = out or worker_out(workdir, f"{broker.transport}-{broker.database}")
     log = (workdir / "worker.log").open("ab")
+    options = (
+        {"BENCH_TRANSPORT_OPTIONS": json.dumps(broker.transport_options)}
+        if broker.transport_options
+        else {}
+    )
     process = subprocess.Popen(
         [
             sys.executable,
@@ -85,6 +124,7 @@ def start_worker(
         cwd=REPO,
         env={
             **os.environ,
+            **options,
             "BENCH_BROKER": broker.url,
             "BENCH_OUT": str(out),
             "BENCH_REMOTE_CONTROL": "1" if remote_control else "0",
@@ -92,32 +132,50 @@ def start_worker(
         },
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, for kill()
     )
-    return Worker(process, out)
+    log.close()  # the worker writes to its own copy
+    return Worker([process], out)
 
 
-def _app(url: str) -> Celery:
+def producer_app(url: str, transport_options: dict[str, Any] | None = None) -> Celery:
     app = Celery("bench-producer", broker=url)
-    app.conf.update(task_serializer="json", task_default_queue="bench")
+    app.conf.update(
+        task_serializer="json",
+        task_default_queue="bench",
+        broker_transport_options=transport_options or {},
+    )
     return app
 
 
 def publish(
-    url: str, count: int, duration_s: float = 0.0, rate_per_s: float | None = None
+    url: str,
+    count: int,
+    duration_s: float = 0.0,
+    rate_per_s: float | None = None,
+    transport_options: dict[str, Any] | None = None,
 ) -> float:
-    """Publish ``count`` bench tasks; returns messages per second."""
-    app = _app(url)
+    """Publish one warm-up task (untimed), then ``count`` bench tasks one by one; returns
+    messages per second."""
+    app = producer_app(url, transport_options)
     with app.producer_or_acquire() as producer:
         app.send_task("bench.work", args=(time.time(), 0.0), producer=producer)  # warm-up
         started = time.perf_counter()
-        for index in range(count):
-            if rate_per_s is not None:
-                pause = started + index / rate_per_s - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
+        for _ in paced(count, rate_per_s):
             app.send_task("bench.work", args=(time.time(), duration_s), producer=producer)
         elapsed = time.perf_counter() - started
     return count / elapsed
+
+
+def paced(count: int, rate_per_s: float | None) -> Iterator[int]:
+    """0 … ``count`` - 1, each when it is due at ``rate_per_s`` (at once when None)."""
+    started = time.perf_counter()
+    for index in range(count):
+        if rate_per_s is not None:
+            pause = started + index / rate_per_s - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        yield index
 
 
 def wait_done(worker: Worker, count: int, budget_s: float) -> list[tuple[float, float, float]]:
@@ -251,23 +309,23 @@ def drain_rate(
 
 
 def _start_flower(broker: Broker, workdir: Path) -> subprocess.Popen[bytes]:
-    log = (workdir / "flower.log").open("ab")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bench.app",
-            "flower",
-            f"--port={_FLOWER_PORT}",
-            "--address=127.0.0.1",
-        ],
-        cwd=REPO,
-        env={**os.environ, "BENCH_BROKER": broker.url, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (workdir / "flower.log").open("ab") as log:  # Flower writes to its own copy
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "bench.app",
+                "flower",
+                f"--port={_FLOWER_PORT}",
+                "--address=127.0.0.1",
+            ],
+            cwd=REPO,
+            env={**os.environ, "BENCH_BROKER": broker.url, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait_for_flower(flower: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -297,25 +355,6 @@ def sleepy_tasks(broker: Broker, workdir: Path, count: int, budget_s: float) -> 
     elapsed = last - first
     # Incomplete runs are extrapolated at the rate reached within the budget.
     return {"sleepy_s": elapsed * (count + 1) / len(records), "sleepy_done": len(records)}
-
-
-def latency(broker: Broker, workdir: Path, count: int) -> dict[str, float]:
-    broker.reset()
-    worker = start_worker(broker, workdir)
-    try:
-        publish(broker.url, 0)
-        wait_done(worker, 1, 60)  # the warm-up task: the worker is up
-        publish(broker.url, count, rate_per_s=20.0)
-        records = wait_done(worker, count + 2, 30)
-    finally:
-        worker.stop()
-    delays_ms = sorted((started - sent) * 1000 for sent, started, _ in records[2:])
-    quantiles = statistics.quantiles(delays_ms, n=100)
-    return {
-        "latency_p50_ms": quantiles[49],
-        "latency_p99_ms": quantiles[98],
-        "latency_n": len(delays_ms),
-    }
 
 
 def idle_queries(broker: Broker, workdir: Path, seconds: float) -> dict[str, float]:
@@ -351,12 +390,16 @@ def idle_queries(broker: Broker, workdir: Path, seconds: float) -> dict[str, flo
     return {"idle_queries_per_s": max(0, after - before - 1) / seconds}
 
 
-def consume_rate(url: str, count: int, budget_s: float) -> float:
-    """kombu-level consume+ack of ``count`` messages already in the queue."""
+def consume_rate(
+    url: str, count: int, budget_s: float, queue_name: str = "history", put: bool = True
+) -> float:
+    """kombu-level consume+ack of ``count`` messages of ``queue_name``, put there first
+    unless ``put`` is false (they are waiting already)."""
     with kombu.Connection(url) as connection:
-        queue = connection.SimpleQueue("history")
-        for number in range(count):
-            queue.put(number)
+        queue = connection.SimpleQueue(queue_name)
+        if put:
+            for number in range(count):
+                queue.put(number)
         started = time.perf_counter()
         done = 0
         while done < count and time.perf_counter() - started < budget_s:
@@ -485,6 +528,7 @@ def bridge_throughput(
         )
         for command in commands
     ]
+    log.close()  # the processes write to their own copies
     deadline = time.monotonic() + budget_s
     try:
         while time.monotonic() < deadline:
@@ -553,3 +597,79 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
         "cleaner_longest_round_ms": max(rounds_s) * 1000,
         "cleaner_expired_per_s": expired / sum(rounds_s),
     }
+
+
+def backlog_claim(
+    empty: Broker,
+    full: Broker,
+    workdir: Path,
+    *,
+    backlog: int,
+    count: int,
+    rounds: int,
+    budget_s: float,
+) -> dict[str, Any]:
+    """linkmq+ on PostgreSQL: how fast tasks are claimed from a queue holding ``backlog`` tasks
+    (on ``full``'s database) against one holding only the tasks measured (on ``empty``'s): a
+    kombu-level claim+ack of ``count`` messages, then a 2-process worker draining ``count``
+    tasks; ``rounds`` times, alternating which goes first; medians.
+
+    The backlog is one real published task copied ``backlog`` times in one INSERT … SELECT
+    (each copy with its own task id), then vacuumed, analysed and checkpointed: rows as the
+    transport stores them, in a minute instead of hours of publishing. The measured tasks are
+    taken from its head, as consumers eat into a backlog."""
+    assert empty.database_url is not None
+    assert full.database_url is not None
+    full.reset()
+    publish(full.url, 0)  # one real task: the template of the backlog
+    fill_started = time.perf_counter()
+    _copy_first_task(full.database_url, backlog)
+    fill_s = time.perf_counter() - fill_started
+    trials: dict[str, list[float]] = {}
+    sides = [("empty", empty), ("backlog", full)]
+    for round_number in range(rounds):
+        for label, broker in sides[round_number % 2 :] + sides[: round_number % 2]:
+            if broker is empty:
+                broker.reset()
+                publish(broker.url, 2 * count)  # (and the warm-up task)
+            claim_ack = consume_rate(broker.url, count, budget_s, queue_name="bench", put=False)
+            trials.setdefault(f"claim_ack_{label}_per_s", []).append(claim_ack)
+            worker = start_worker(broker, workdir)
+            try:
+                records = wait_done(worker, count, budget_s)
+            finally:
+                worker.stop()
+            first = min(started for _, started, _ in records)
+            last = max(ended for _, _, ended in records)
+            trials.setdefault(f"drain_{label}_per_s", []).append(len(records) / (last - first))
+    full.reset()  # a gigabyte
+    return (
+        {key: statistics.median(values) for key, values in trials.items()}
+        | {"backlog": backlog, "backlog_fill_s": fill_s, "trials": rounds}
+        | {f"{key}_rounds": values for key, values in trials.items()}
+    )
+
+
+def _copy_first_task(database_url: str, copies: int) -> None:
+    """Append ``copies`` copies of the oldest message in the queue, each with a new task id."""
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        template_id, payload = connection.execute(
+            sa.text("SELECT id, payload FROM linkmq_message ORDER BY id LIMIT 1")
+        ).one()
+        task_id = json.loads(payload)["headers"]["id"]
+        connection.execute(
+            sa.text(
+                "INSERT INTO linkmq_message (queue, priority, payload, created_at, visible_at, "
+                "delivery_count) SELECT queue, priority, "
+                "replace(payload, :task_id, gen_random_uuid()::text), created_at, visible_at, 0 "
+                "FROM linkmq_message, generate_series(1, :copies) WHERE id = :template_id"
+            ),
+            {"task_id": task_id, "copies": copies, "template_id": template_id},
+        )
+    # What autovacuum and the checkpointer do to a backlog that built up over hours; measured
+    # right after a 1 GB insert, the checkpointer's writes would be counted as claim cost.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("VACUUM ANALYZE linkmq_message"))
+        connection.execute(sa.text("CHECKPOINT"))
+    engine.dispose()

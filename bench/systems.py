@@ -1,0 +1,284 @@
+"""The systems under test in the side-by-side comparison: linkmq+ and the peers users pick
+instead of it. Each is one small adapter behind ``System``, so the scenarios
+(bench/comparison.py) are written once.
+
+- ``CelerySystem``: Celery on a kombu broker: linkmq+, Redis, kombu's own ``pgmq`` transport
+  (PGMQ, installed from the SQL script the ``pgmq`` package ships where the extension is not).
+- ``ProcrastinateSystem``: procrastinate, its own worker processes.
+
+Every system gets its own fresh PostgreSQL database (Redis its own database number).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from . import scenarios
+from .brokers import Broker, fresh_postgres, redis_brokers
+
+WORKER_PROCESSES = 2  # one per core of the benchmark machine, for every system
+
+
+class System(Protocol):
+    """A task queue under test. Tasks are bench/task_records.py's ``work`` and ``slow``."""
+
+    name: str
+
+    def reset(self) -> None:
+        """Start from an empty queue."""
+
+    def publish(self, count: int, rate_per_s: float | None = None) -> float:
+        """One untimed warm-up task, then ``count`` ``work`` tasks one by one (each committed on
+        its own), at ``rate_per_s`` or as fast as it goes; returns messages per second."""
+
+    def publish_bulk(self, count: int) -> float:
+        """One untimed warm-up task, then ``count`` ``work`` tasks in one call of the system's
+        bulk API; returns messages per second."""
+
+    def publish_slow(self, count: int, duration_s: float) -> None:
+        """``slow`` tasks numbered 0 … ``count`` - 1 that each take ``duration_s``."""
+
+    def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
+        """``WORKER_PROCESSES`` worker processes writing their tasks' records to ``out``."""
+
+
+@dataclass(frozen=True)
+class CelerySystem:
+    """Celery on ``broker``; prefork worker with ``WORKER_PROCESSES`` children. Bulk is a
+    ``group(...).apply_async()``, inside ``publish_on()`` (one transaction) on linkmq+."""
+
+    broker: Broker
+
+    @property
+    def name(self) -> str:
+        return self.broker.name
+
+    def reset(self) -> None:
+        self.broker.reset()
+
+    def publish(self, count: int, rate_per_s: float | None = None) -> float:
+        return scenarios.publish(
+            self.broker.url,
+            count,
+            rate_per_s=rate_per_s,
+            transport_options=self.broker.transport_options,
+        )
+
+    def publish_bulk(self, count: int) -> float:
+        from celery import group
+
+        from link_message_queue.transport import publish_on
+
+        app = scenarios.producer_app(self.broker.url, self.broker.transport_options)
+        app.send_task("bench.work", args=(time.time(), 0.0))  # warm-up: connects, declares
+        transactional = self.broker.transport == "linkmq" and self.broker.database_url
+        engine = sa.create_engine(self.broker.database_url) if transactional else None
+        if engine is not None:
+            engine.connect().close()  # the pool's connection, opened before the clock starts
+        started = time.perf_counter()
+        tasks = group(app.signature("bench.work", args=(time.time(), 0.0)) for _ in range(count))
+        if engine is not None:
+            with engine.begin() as connection, publish_on(connection):
+                tasks.apply_async()
+        else:
+            tasks.apply_async()
+        elapsed = time.perf_counter() - started
+        if engine is not None:
+            engine.dispose()
+        return count / elapsed
+
+    def publish_slow(self, count: int, duration_s: float) -> None:
+        app = scenarios.producer_app(self.broker.url, self.broker.transport_options)
+        with app.producer_or_acquire() as producer:
+            for number in range(count):
+                app.send_task("bench.slow", args=(number, duration_s), producer=producer)
+
+    def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
+        return scenarios.start_worker(self.broker, workdir, concurrency=WORKER_PROCESSES, out=out)
+
+
+@dataclass(frozen=True)
+class ProcrastinateSystem:
+    """procrastinate with its defaults (LISTEN/NOTIFY, jobs kept after they ran):
+    ``WORKER_PROCESSES`` worker processes of concurrency 1 each. Bulk is ``batch_defer``."""
+
+    dsn: str  # libpq URL of its database
+    name: str = "procrastinate"
+
+    @contextmanager
+    def _app(self) -> Iterator[Any]:
+        import procrastinate
+
+        from .procrastinate_app import app
+
+        connector = procrastinate.PsycopgConnector(conninfo=self.dsn)
+        with app.replace_connector(connector) as opened, opened.open():
+            yield opened
+
+    def prepare(self) -> None:
+        with self._app() as app:
+            app.schema_manager.apply_schema()
+
+    def reset(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(
+                "TRUNCATE procrastinate_jobs, procrastinate_workers RESTART IDENTITY CASCADE"
+            )
+
+    def publish(self, count: int, rate_per_s: float | None = None) -> float:
+        from .procrastinate_app import work
+
+        with self._app():
+            work.defer(sent_at=time.time(), duration_s=0.0)  # warm-up
+            started = time.perf_counter()
+            for _ in scenarios.paced(count, rate_per_s):
+                work.defer(sent_at=time.time(), duration_s=0.0)
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    def publish_bulk(self, count: int) -> float:
+        from .procrastinate_app import work
+
+        with self._app():
+            work.defer(sent_at=time.time(), duration_s=0.0)  # warm-up
+            started = time.perf_counter()
+            work.batch_defer(*({"sent_at": time.time(), "duration_s": 0.0} for _ in range(count)))
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    def publish_slow(self, count: int, duration_s: float) -> None:
+        from .procrastinate_app import slow
+
+        with self._app():
+            for number in range(count):
+                slow.defer(number=number, duration_s=duration_s)
+
+    def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
+        log = (workdir / "procrastinate.log").open("ab")
+        command = [
+            sys.executable,
+            "-m",
+            "procrastinate",
+            "--app=bench.procrastinate_app.app",
+            "worker",
+            "--queues=bench",
+            "--concurrency=1",
+        ]
+        env = {
+            **os.environ,
+            "BENCH_PROCRASTINATE_DSN": self.dsn,
+            "BENCH_OUT": str(out),
+            "PYTHONPATH": f"{scenarios.REPO / 'src'}:{scenarios.REPO}",
+        }
+        processes = [
+            subprocess.Popen(
+                command,
+                cwd=scenarios.REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, for Worker.kill()
+            )
+            for _ in range(WORKER_PROCESSES)
+        ]
+        log.close()  # the workers write to their own copies
+        return scenarios.Worker(processes, out)
+
+
+def libpq_url(database_url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq takes it (``postgresql://…``)."""
+    url = sa.engine.make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class PeerUnavailableError(Exception):
+    """A peer cannot be had on this machine; the message says why and what to do."""
+
+
+def _pgmq_system(database: str) -> CelerySystem:
+    """Celery on kombu's ``pgmq`` transport, on a fresh database with PGMQ installed: the
+    extension where the server has it, else the SQL script the ``pgmq`` package ships."""
+    try:
+        from pgmq.install import PGMQInstallError, install_pgmq_from_sql
+    except ImportError as exc:
+        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+
+    database_url = fresh_postgres(database)
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        available = connection.execute(
+            sa.text("SELECT count(*) FROM pg_available_extensions WHERE name = 'pgmq'")
+        ).scalar_one()
+    if available:
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE EXTENSION pgmq"))
+    else:
+        try:
+            install_pgmq_from_sql(dsn=libpq_url(database_url))
+        except PGMQInstallError as exc:
+            raise PeerUnavailableError(f"PGMQ's SQL script did not install: {exc}") from exc
+
+    def reset() -> None:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SELECT pgmq.purge_queue(queue_name) FROM pgmq.meta"))
+
+    url = sa.engine.make_url(database_url)
+    return CelerySystem(
+        Broker(
+            "kombu-pgmq",
+            "pgmq",
+            "PostgreSQL",
+            f"pgmq://{url.username}@{url.host}:{url.port}/{url.database}",
+            database_url,
+            reset,
+            # Installed above; kombu would otherwise CREATE EXTENSION, which needs the server's.
+            {"init_extension": False},
+        )
+    )
+
+
+def _procrastinate_system(database: str) -> ProcrastinateSystem:
+    try:
+        import procrastinate  # noqa: F401
+    except ImportError as exc:
+        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+
+    system = ProcrastinateSystem(libpq_url(fresh_postgres(database)))
+    system.prepare()
+    return system
+
+
+def comparison_systems(
+    linkmq: Broker, database_prefix: str = "linkmq_bench"
+) -> tuple[list[System], list[str]]:
+    """linkmq+ on ``linkmq`` (PostgreSQL) and every peer that can be had here, each peer on a
+    fresh database ``{database_prefix}_{peer}``; and a note for each one skipped, saying why."""
+    systems: list[System] = [CelerySystem(linkmq)]
+    notes: list[str] = []
+    peers: list[tuple[str, Callable[[str], System]]] = [
+        ("procrastinate", _procrastinate_system),
+        ("kombu-pgmq", _pgmq_system),
+    ]
+    for name, make in peers:
+        try:
+            systems.append(make(f"{database_prefix}_{name.replace('-', '_')}"))
+        except PeerUnavailableError as exc:
+            notes.append(f"{name} skipped: {exc}")
+    redis = redis_brokers()
+    if redis:
+        systems.append(CelerySystem(replace(redis[0], name="Celery+Redis")))
+    else:
+        notes.append("Celery+Redis skipped: no Redis answers on 127.0.0.1:6379")
+    return systems, notes
