@@ -23,7 +23,7 @@ class QueueStatus:
     leased: int = 0  # in flight: a consumer holds them
     delayed: int = 0  # waiting for a retry's back-off
     oldest_age_s: float | None = None
-    consumed: bool = False  # a live consumer touched the queue lately
+    consumed: bool = False  # a live consumer (listed under consumers) is on this queue
 
 
 @dataclass
@@ -62,7 +62,8 @@ def read_status(
             sa.func.sum(sa.case((states.ready(message, now), 1), else_=0)),
             sa.func.sum(sa.case((states.leased(message, now), 1), else_=0)),
             sa.func.sum(sa.case((states.delayed(message, now), 1), else_=0)),
-            sa.func.min(message.c.created_at),
+            # The oldest message still to be delivered: an expired one is none of the three.
+            sa.func.min(sa.case((states.live(message, now), message.c.created_at))),
         ).group_by(message.c.queue)
         by_name = {
             name: QueueStatus(
@@ -76,9 +77,8 @@ def read_status(
         }
         for name in always_listed:
             by_name.setdefault(name, QueueStatus(name))
-        for name, last_used_at in connection.execute(sa.select(queue.c.name, queue.c.last_used_at)):
-            entry = by_name.setdefault(name, QueueStatus(name))
-            entry.consumed = last_used_at is not None and now - last_used_at < 3 * TOUCH_INTERVAL_S
+        for (name,) in connection.execute(sa.select(queue.c.name)):
+            by_name.setdefault(name, QueueStatus(name))
         dead = connection.execute(
             sa.select(sa.func.count()).select_from(tables.dead_letter)
         ).scalar_one()
@@ -102,6 +102,10 @@ def read_status(
         }
         for owner, count in holding.items():
             by_owner.setdefault(owner, ConsumerStatus(owner, [], int(count)))
+        # A queue is consumed when a live consumer's last heartbeat lists it: the same source as
+        # the consumers below (a publish also marks a queue used, so last_used_at cannot say).
+        for name in {name for listed in by_owner.values() for name in listed.queues}:
+            by_name.setdefault(name, QueueStatus(name)).consumed = True
         consumers = [by_owner[owner] for owner in sorted(by_owner)]
     return Status(
         masked(engine.url), sorted(by_name.values(), key=lambda q: q.name), int(dead), consumers

@@ -160,3 +160,51 @@ def test_status__a_killed_workers_message_counts_as_ready_in_status_metrics_and_
     assert 'linkmq_queue_ready{queue="orphaned"} 1.0' in metrics
     assert 'linkmq_queue_in_flight{queue="orphaned"} 0.0' in metrics
     assert 'linkmq_queue_scheduled{queue="orphaned"} 0.0' in metrics
+
+
+def test_status__consumed_means_a_live_consumer_is_on_it_and_expired_messages_have_no_age(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
+    lonely, busy = kombu.Queue("status_lonely"), kombu.Queue("status_busy")
+    with kombu.Connection(broker_url) as publisher:
+        # Given a queue that was published to (twice, one message already expired) but that no
+        # consumer is on,
+        producer = publisher.Producer()
+        producer.publish("stale", routing_key=lonely.name, declare=[lonely], expiration=0.2)
+        producer.publish("fresh", routing_key=busy.name, declare=[busy])
+        time.sleep(0.5)
+        # and a queue that a live consumer is on,
+        options = {"lease_renew_interval_s": 0.1}  # the keeper's round, 2 s by default
+        received: list[kombu.Message] = []
+        with (
+            kombu.Connection(broker_url, transport_options=options) as consumer,
+            consumer.Consumer([busy], callbacks=[lambda _body, message: received.append(message)]),
+        ):
+            consumer.drain_events(timeout=5)
+            deadline = time.monotonic() + 10
+            while not _consumed_by_someone(status := json.loads(_status_json(capsys)), busy.name):
+                assert time.monotonic() < deadline, "the consumer's heartbeat never came"
+                time.sleep(0.1)
+            received[0].ack()
+
+    queues = {queue["name"]: queue for queue in status["queues"]}
+    # then only the queue a listed consumer is on says it is consumed,
+    assert queues["status_lonely"]["consumed"] is False
+    assert queues["status_busy"]["consumed"] is True
+    # and the expired message is counted nowhere, its age neither.
+    assert (
+        queues["status_lonely"]["ready"],
+        queues["status_lonely"]["leased"],
+        queues["status_lonely"]["delayed"],
+        queues["status_lonely"]["oldest_age_s"],
+    ) == (0, 0, 0, None)
+
+
+def _status_json(capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["status", "--json"]) == 0
+    return capsys.readouterr().out
+
+
+def _consumed_by_someone(status: dict[str, Any], queue: str) -> bool:
+    return any(queue in listed["queues"] for listed in status["consumers"])
