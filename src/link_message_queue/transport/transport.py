@@ -54,6 +54,7 @@ import itertools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -166,6 +167,7 @@ class Transport(virtual.Transport):
         self._channel_rotation = itertools.count()
         self._loop: Any = None  # the kombu hub running the rounds, if any
         self._wake_pipe: WakePipe | None = None
+        self._loop_thread: int | None = None
         self._round_timer: Any = None
         self._idle_since_generation: int | None = None
         self._next_poll_at = 0.0
@@ -308,6 +310,7 @@ class Transport(virtual.Transport):
             self._wake_pipe = WakePipe()
             self.signal.watch(self._wake_pipe)
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         loop.add_reader(self._wake_pipe.fileno(), self._on_wake)
         loop.call_soon(self._on_wake)
 
@@ -315,6 +318,11 @@ class Transport(virtual.Transport):
         loop, pipe = self._loop, self._wake_pipe
         if loop is None or pipe is None:
             return  # closed; a timer or ring that was already on its way
+        if threading.get_ident() != self._loop_thread:
+            # Celery fires the loop's timers from a thread of its own while a stopping worker
+            # waits for its pool: a delivery there would hand a task to a closing pool (and
+            # hung the worker). A stopping worker takes nothing more.
+            return
         pipe.clear()
         if self._round(self.signal.generation):
             # More may be ready: claim again once the loop has served everything else.
