@@ -29,6 +29,10 @@ def client(broker_url: str) -> Iterator[Celery]:
     client = Celery("delivery-client", broker=broker_url)
     client.conf.update(task_serializer="json", accept_content=["json"], task_default_queue="celery")
     yield client
+    # A backlog left behind (a failed test) must not reach the next test's worker: the workers
+    # are stopped by now.
+    with client.connection_for_write() as connection:
+        connection.default_channel.queue_purge("celery")
     client.close()
 
 
@@ -103,8 +107,6 @@ def test_delivery__remote_control_answers_and_revokes_under_a_task_backlog(
     worker.stop()
     assert revoked not in runs.events("start")
     assert "Discarding revoked task" in worker.log()
-    with client.connection_for_write() as connection:
-        connection.default_channel.queue_purge("celery")  # the backlog, for the next test
 
 
 def test_delivery__sigterm_starts_nothing_more_and_hands_back_the_prefetched_tasks(
