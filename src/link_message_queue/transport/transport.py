@@ -320,8 +320,8 @@ class Transport(virtual.Transport):
             return  # closed; a timer or ring that was already on its way
         if threading.get_ident() != self._loop_thread:
             # Celery fires the loop's timers from a thread of its own while a stopping worker
-            # waits for its pool: a delivery there would hand a task to a closing pool (and
-            # hung the worker). A stopping worker takes nothing more.
+            # waits for its pool: a round there would race the loop's thread and hand tasks to
+            # a closing pool. A stopping worker takes nothing more.
             return
         pipe.clear()
         if self._round(self.signal.generation):
