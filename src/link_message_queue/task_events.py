@@ -1,9 +1,10 @@
 """Task events in groups: a worker bootstep that makes Celery send its task events (received,
 started, succeeded, …) as one ``task.multi`` message per group instead of one message each.
 
-Celery does this itself only in its asynchronous event loop (a transport with a kombu hub, such
-as Redis or RabbitMQ, under the prefork pool); on every other transport each event is built,
-serialized and published on its own, in the worker's main process, three times per task. The
+Celery does this itself only in its asynchronous event loop (a transport with a kombu hub: Redis,
+RabbitMQ, and linkmq itself, whose worker runs that loop; the step then stays idle); without
+one (green pools) each event is built, serialized and published on its own, in the worker's
+main process, three times per task. The
 grouped message is Celery's own format: Flower, ``celery events`` and every ``EventReceiver``
 read it. Worker events (heartbeats, online/offline) are never held back.
 

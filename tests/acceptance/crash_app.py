@@ -21,9 +21,11 @@ if _CLOCK_OFFSET_S:
 app = Celery("crash_app", broker=os.environ.get("LINK_MQ_TEST_BROKER"))
 app.conf.task_default_queue = "celery"
 app.conf.update(
-    task_acks_late=True,
+    # Celery's defaults are early acks and a prefetch multiplier of 4; these tests use the
+    # project's (late acks, 1) unless a test asks otherwise.
+    task_acks_late=os.environ.get("LINK_MQ_TEST_ACKS_LATE", "1") == "1",
     task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
+    worker_prefetch_multiplier=int(os.environ.get("LINK_MQ_TEST_PREFETCH_MULTIPLIER", "1")),
     task_serializer="json",
     accept_content=["json"],
     broker_transport_options={

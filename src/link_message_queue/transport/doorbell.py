@@ -86,6 +86,7 @@ class DoorbellListener:
     def stop(self) -> None:
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._wake_receiver()
             self._thread.join(timeout=_RECEIVE_WAIT_S * 4)
         if self._socket is not None:
             self._socket.close()
@@ -98,6 +99,21 @@ class DoorbellListener:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
                 logger.warning(
                     "cannot remove %s (%s)", self._directory, exc, extra={"action": "listen"}
+                )
+
+    def _wake_receiver(self) -> None:
+        # An empty datagram ends the listener's wait at once rather than after its time-out
+        # (a stopping worker waited for it).
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
+            try:
+                waker.sendto(b"", str(self.path))
+            except OSError as exc:
+                logger.debug(
+                    "cannot wake the listener at %s (%s); it stops within %.1f s",
+                    self.path,
+                    exc,
+                    _RECEIVE_WAIT_S,
+                    extra={"action": "listen"},
                 )
 
     def _bind(self, listening: socket.socket) -> None:
@@ -131,6 +147,8 @@ class DoorbellListener:
                     extra={"action": "listen"},
                 )
                 return
+            if not datagram:
+                continue  # the wake-up of stop()
             self._signal.notify_for(datagram.decode("utf-8", "replace"))
 
 

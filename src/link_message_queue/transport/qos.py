@@ -50,8 +50,9 @@ class LeaseQoS(virtual.QoS):
     def ack(self, delivery_tag: str) -> None:
         message_id = row_id(delivery_tag)
         transport = self.channel.connection
-        if transport is not None and transport.draining:
-            # A consumer loop is waiting in drain_events: its next claim carries the delete.
+        if transport is not None and transport.acks_ride_along:
+            # A consumer loop runs rounds (the wake-up below starts one): its next claim, or
+            # its flush when there is nothing to claim, carries the delete.
             transport.acks.add(message_id)
         else:
             self.channel.store.ack([message_id])

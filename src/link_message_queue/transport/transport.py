@@ -27,9 +27,11 @@ default, unit and meaning is a field of ``link_message_queue.transport.options.T
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -48,7 +50,7 @@ from .qos import AckBuffer
 from .schema import queue_tables
 from .store import MessageStore
 from .transient import TransientWriter
-from .wakeup import Backoff, PostgresListener, WakeSignal
+from .wakeup import Backoff, PostgresListener, WakePipe, WakeSignal
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ class Transport(virtual.Transport):
     )
 
     implements = virtual.Transport.implements.extend(
+        # Celery's worker runs its event loop (register_with_event_loop), as on Redis.
+        asynchronous=True,
         exchange_type=frozenset(["direct", "topic", "fanout"]),
     )
 
@@ -137,6 +141,11 @@ class Transport(virtual.Transport):
             max_buffered=self.options.transient_buffer_max,
         )
         self.draining = False
+        self._channel_rotation = itertools.count()
+        self._loop: Any = None  # the kombu hub running the rounds, if any
+        self._wake_pipe: WakePipe | None = None
+        self._loop_thread: int | None = None
+        self._round_timer: Any = None
         self._idle_since_generation: int | None = None
         self._next_poll_at = 0.0
         self._next_full_round_at = 0.0
@@ -178,6 +187,7 @@ class Transport(virtual.Transport):
 
     def close_connection(self, connection: Any) -> None:
         try:
+            self._leave_event_loop()
             self.transient.close()
             self.flush_acks()
             super().close_connection(connection)
@@ -216,36 +226,106 @@ class Transport(virtual.Transport):
     def _drain(self, deadline: float | None) -> None:
         while True:
             seen = self.signal.generation
-            now = time.monotonic()
-            polled = now >= self._next_poll_at
-            if seen != self._idle_since_generation or polled:
-                # A wake-up claims only the queues that may have changed; a poll (and at least
-                # one round every poll ceiling, however busy) claims every queue.
-                everything = polled or now >= self._next_full_round_at
-                if everything:
-                    self._next_full_round_at = now + self.backoff.maximum_s
-                if self._deliver_ready(everything):
-                    self.backoff.reset()
-                    self._idle_since_generation = None
-                    # The next poll is one back-off step after this delivery: until then,
-                    # wake-ups claim only queues that may have changed, not every queue.
-                    self._next_poll_at = time.monotonic() + self.backoff.next_s()
-                    return
-                self.flush_acks()
-                self._idle_since_generation = seen
-                self._next_poll_at = time.monotonic() + self.backoff.next_s()
+            if self._round(seen):
+                return
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise TimeoutError  # socket.timeout, which kombu and Celery expect
             wake_at = self._next_poll_at if deadline is None else min(self._next_poll_at, deadline)
             self.signal.wait(seen, max(0.0, wake_at - now))
 
+    def _round(self, seen: int) -> bool:
+        """Claim and deliver if woken since the last empty round (``seen`` is the signal's
+        generation read before) or a poll is due; whether anything was delivered."""
+        now = time.monotonic()
+        polled = now >= self._next_poll_at
+        if seen == self._idle_since_generation and not polled:
+            return False
+        # A wake-up claims only the queues that may have changed; a poll (and at least one
+        # round every poll ceiling, however busy) claims every queue.
+        everything = polled or now >= self._next_full_round_at
+        if everything:
+            self._next_full_round_at = now + self.backoff.maximum_s
+        if self._deliver_ready(everything):
+            self.backoff.reset()
+            self._idle_since_generation = None
+            # The next poll is one back-off step after this delivery: until then, wake-ups
+            # claim only queues that may have changed, not every queue.
+            self._next_poll_at = time.monotonic() + self.backoff.next_s()
+            return True
+        self.flush_acks()
+        self._idle_since_generation = seen
+        self._next_poll_at = time.monotonic() + self.backoff.next_s()
+        return False
+
     def _deliver_ready(self, everything: bool) -> int:
-        for channel in list(self.channels):
+        # Each round starts at the next channel: a busy task channel must not keep the
+        # remote-control channel (Celery's pidbox) waiting behind it.
+        channels = list(self.channels)
+        if not channels:
+            return 0
+        start = next(self._channel_rotation) % len(channels)
+        for channel in channels[start:] + channels[:start]:
             delivered: int = channel.deliver_ready(everything)
             if delivered:
                 return delivered
         return 0
+
+    # -- event loop (Celery's worker) ------------------------------------------------------
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """Let ``loop`` (a kombu hub) run the rounds: it watches a pipe that every wake-up
+        rings, and a timer for the next poll. Celery's worker then runs its asynchronous loop,
+        as on Redis: remote control is served between deliveries, and prefetched tasks wait in
+        the worker (revocable, handed back on shutdown) until a pool process is free."""
+        self._check_pid()
+        self._listen_once()
+        if self._wake_pipe is None:
+            self._wake_pipe = WakePipe()
+            self.signal.watch(self._wake_pipe)
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        loop.add_reader(self._wake_pipe.fileno(), self._on_wake)
+        loop.call_soon(self._on_wake)
+
+    def _on_wake(self) -> None:
+        loop, pipe = self._loop, self._wake_pipe
+        if loop is None or pipe is None:
+            return  # closed; a timer or ring that was already on its way
+        if threading.get_ident() != self._loop_thread:
+            # Celery fires the loop's timers from a thread of its own while a stopping worker
+            # waits for its pool: a round there would race the loop's thread and hand tasks to
+            # a closing pool. A stopping worker takes nothing more.
+            return
+        pipe.clear()
+        if self._round(self.signal.generation):
+            # More may be ready: claim again once the loop has served everything else.
+            self._schedule_round(loop, 0.0)
+        else:
+            self._schedule_round(loop, max(0.0, self._next_poll_at - time.monotonic()))
+
+    def _schedule_round(self, loop: Any, delay_s: float) -> None:
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+        self._round_timer = loop.call_later(delay_s, self._on_wake)
+
+    def _leave_event_loop(self) -> None:
+        loop, pipe = self._loop, self._wake_pipe
+        self._loop, self._wake_pipe = None, None
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+            self._round_timer = None
+        if pipe is not None:
+            self.signal.unwatch(pipe)
+            if loop is not None:
+                loop.remove(pipe.fileno())
+            pipe.close()
+
+    @property
+    def acks_ride_along(self) -> bool:
+        """Whether an ack can wait for the next round's claim: a consumer is draining, or an
+        event loop runs the rounds (an ack rings it); otherwise an ack deletes at once."""
+        return self.draining or self._loop is not None
 
     def _listen_once(self) -> None:
         if self._listener is not None:

@@ -1,9 +1,14 @@
 """Waking a waiting consumer: an in-process signal, fed by PostgreSQL LISTEN/NOTIFY where the
-database has it, and an adaptive poll everywhere (tight while busy, backing off when idle)."""
+database has it, and an adaptive poll everywhere (tight while busy, backing off when idle).
+
+A consumer waits on the signal in ``drain_events``, or, run by an event loop (Celery's worker),
+watches a pipe that the signal writes a byte to on every wake-up (see ``WakePipe``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections import Counter
 from typing import Any
@@ -33,6 +38,7 @@ class WakeSignal:
         self.consumed: Counter[str] = Counter()
         self._queue_stamps: Counter[str] = Counter()
         self._epoch = 0  # moves when any queue may have changed unseen (a LISTEN reconnect)
+        self._pipes: list[WakePipe] = []  # event loops watching this signal
 
     def notify_for(self, queue: str) -> None:
         if self.consumed[queue] > 0:
@@ -58,11 +64,62 @@ class WakeSignal:
         with self._condition:
             self._generation += 1
             self._condition.notify_all()
+            pipes = list(self._pipes)
+        for pipe in pipes:
+            pipe.ring()
+
+    def watch(self, pipe: WakePipe) -> None:
+        """Ring ``pipe`` on every wake-up from now on."""
+        with self._condition:
+            self._pipes.append(pipe)
+
+    def unwatch(self, pipe: WakePipe) -> None:
+        with self._condition:
+            if pipe in self._pipes:
+                self._pipes.remove(pipe)
 
     def wait(self, seen: int, timeout_s: float) -> bool:
         """True when woken by a signal after ``seen``, False on time-out."""
         with self._condition:
             return self._condition.wait_for(lambda: self._generation != seen, timeout_s)
+
+
+class WakePipe:
+    """A pipe whose read end an event loop watches: readable after ``ring()`` until ``clear()``.
+    Both ends are non-blocking; a full pipe is readable already, so a ring is never lost."""
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        # Rings come from any thread; the lock keeps one from writing to a closed (and perhaps
+        # reused) descriptor.
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def ring(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            # A full pipe: the loop has wake-ups to read already.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._write_fd, b"\0")
+
+    def clear(self) -> None:
+        """Read every pending ring (before a round, so a ring during it is seen next time)."""
+        with contextlib.suppress(BlockingIOError):  # nothing (more) to read
+            while os.read(self._read_fd, 4096):
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._read_fd)
+                os.close(self._write_fd)
 
 
 class Backoff:
