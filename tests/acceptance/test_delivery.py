@@ -120,21 +120,19 @@ def test_delivery__sigterm_starts_nothing_more_and_hands_back_the_prefetched_tas
 
     # When it gets SIGTERM
     started_before = sum(runs.events("start").values())
-    stopping_at = time.monotonic()
     first.terminate()
-    first.wait_stopped(stopping_at + 45)
-    stopped_after_s = time.monotonic() - stopping_at
 
-    # Then it starts at most the one task its single pool process had taken, leaves no message
-    # leased, and exits promptly (it used to run every prefetched task first: 13-15 s)
+    # Then it hands its prefetched tasks back at once: at most the one its single pool process
+    # took stays leased (it used to keep and run all ten, 0.5 s each, before it let go)
+    wait_for(lambda: _leased(broker_url) <= 1, 3.0, "the prefetched tasks to be handed back")
+    # and it exits having started at most that one task, leaving nothing leased. (How soon it
+    # exits is bench/'s to measure: about 3 s, but a Celery 5.7/billiard race at shutdown,
+    # also seen on Redis, sometimes keeps a pool child 30 s in _ensure_messages_consumed.)
+    first.wait_stopped(time.monotonic() + 45)
     started_after = sum(runs.events("start").values()) - started_before
     assert started_after <= 1
     assert _leased(broker_url) == 0
     assert first.process.returncode == 0
-    assert stopped_after_s < 8.0, (
-        f"exited {stopped_after_s:.1f} s after SIGTERM; about 30 s is billiard's pool child "
-        "waiting in _ensure_messages_consumed, a Celery 5.7/billiard race also seen on Redis"
-    )
     assert runs.events("start") == runs.events("done")  # whatever it started, it finished
 
     # And the next worker runs every other task, each exactly once
