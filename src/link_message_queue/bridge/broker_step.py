@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 class BrokerStep:
+    """Tick mode's consumer step when the workflow queue lives in RabbitMQ or Redis: messages come
+    from Celery ``app``'s broker by ``basic_get`` and are acked after the handler's transaction
+    commits; failures are retried through ``outbox``. Steps never overlap: a database lock held by
+    ``owner`` for ``lease_s`` seconds guards them."""
     def __init__(
         self,
         worker: WorkerConsumer,

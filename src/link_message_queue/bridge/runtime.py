@@ -41,6 +41,9 @@ DEFAULT_CHANNELS: Mapping[str, Any] = {"local": {"targets": []}}
 
 @dataclass(frozen=True)
 class WorkflowConfig:
+    """The workflow configuration module's contents: ``CHANNELS``, ``SERVICES``, whether the
+    processor's own queue channel is added (``enable_queue``), extra tick listeners, ``PROCESSES``
+    and ``TYPES``."""
     channels: Mapping[str, Any]
     services: Mapping[str, Any]
     enable_queue: bool
@@ -92,6 +95,8 @@ def load_config(settings: Settings) -> WorkflowConfig:
 
 @dataclass
 class Runtime:
+    """Everything a worker or CLI command needs, built once from the settings by ``build_runtime``.
+    """
     settings: Settings
     store: MessageStore
     registry: ServiceRegistry
@@ -107,6 +112,10 @@ class Runtime:
 
 
 def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None = None) -> Runtime:
+    """Build the runtime for Celery ``app`` from ``settings`` and the workflow ``config`` (loaded
+    from ``settings`` when None). Every configured name is checked now: raises
+    ``ChannelConfigError`` for a channel or target that leads nowhere, ``ServiceImportError`` for
+    a service path that does not import."""
     config = config or load_config(settings)
     options = TransportOptions(table_prefix=settings.table_prefix, lease_s=settings.lease_s)
     store = MessageStore(
