@@ -63,6 +63,8 @@ def _environment_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``link-mq`` argument parser with every sub-command; the epilog lists the environment
+    variables it reads."""
     parser = argparse.ArgumentParser(
         prog="link-mq",
         description=DESCRIPTION,
@@ -141,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``link-mq`` with ``argv`` (``sys.argv[1:]`` when None); return the exit code. The
+    project's own errors (settings, transport, bridge, engine, services, processor, demo,
+    database, an invalid message) are printed to stderr as ``link-mq: <what to do>`` with exit
+    code 2, not raised; argparse exits on bad arguments."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -56,6 +56,10 @@ class DemoError(Exception):
 
 @dataclass
 class DemoSummary:
+    """What ``link-mq demo`` did: users asked for and written, chunks (sub-processes) and how many
+    succeeded, messages retried and dead-lettered, the process id and final status, and the run time
+    in seconds."""
+
     users: int
     written: int
     chunks: int
@@ -68,6 +72,7 @@ class DemoSummary:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the process succeeded and every user was written."""
         return self.status == "succeeded" and self.written == self.users
 
 

@@ -32,7 +32,7 @@ def _undocumented_in(body: list[ast.stmt], prefix: str) -> Iterator[str]:
 
 
 def undocumented_names() -> list[str]:
-    """Return ``module.Class.method`` names without a docstring, over every module of the package."""
+    """The ``module.Class.method`` names without a docstring, in every module of the package."""
     names: list[str] = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         relative = path.relative_to(PACKAGE_DIR.parent).with_suffix("")

@@ -27,6 +27,7 @@ class BrokerStep:
     from Celery ``app``'s broker by ``basic_get`` and are acked after the handler's transaction
     commits; failures are retried through ``outbox``. Steps never overlap: a database lock held by
     ``owner`` for ``lease_s`` seconds guards them."""
+
     def __init__(
         self,
         worker: WorkerConsumer,

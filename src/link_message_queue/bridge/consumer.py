@@ -45,6 +45,7 @@ _POISON_ERRORS = (
 class StepResult:
     """What one consumer step did: messages ``processed``, ``retried`` and ``dead_lettered``;
     ``busy`` when another step held the lock (this one did nothing); ``errors`` as short texts."""
+
     processed: int = 0
     retried: int = 0
     dead_lettered: int = 0
@@ -114,6 +115,7 @@ class ConsumerStep:
     """Tick mode on the ``linkmq+`` database: each step claims up to ``limit`` messages from the
     workflow queue (leased for ``lease_s`` seconds to ``owner``) and forwards each in the handler's
     transaction."""
+
     def __init__(self, forwarding: Forwarding, *, lease_s: float, owner: str) -> None:
         self.forwarding = forwarding
         self.store = forwarding.store

@@ -29,6 +29,7 @@ class DeadLetter:
     """One dead-lettered message: its ``queue``, the raw ``body``, its name and uuid when it could
     be decoded, why it failed (``reason``, exception type, text and traceback), ``attempts`` made,
     and times as Unix seconds."""
+
     id: int
     queue: str
     message_name: str | None
@@ -46,6 +47,7 @@ class DeadLetter:
 class DeadLetters:
     """The dead-letter table: messages that failed for good, kept for inspection (``link-mq
     dead-letters``). Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.reader = read_only(engine)

@@ -33,6 +33,7 @@ RELAY_LOCK = "outbox_relay"
 class OutboxRow:
     """A workflow message waiting in the outbox: the Celery task ``body`` (JSON text) for ``queue``,
     an optional ``countdown_s`` before it may run, and the ``retries`` already made."""
+
     id: int
     queue: str
     body: str
@@ -44,6 +45,7 @@ class Outbox:
     """The outbox table: workflow messages written in the application's transaction and relayed to a
     broker that is not the application database (RabbitMQ, Redis) after commit. Database errors
     propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.table = tables.outbox

@@ -11,6 +11,7 @@ MAX_BACKOFF_S = 300.0
 class RetryPolicy:
     """How a failing workflow message is retried: up to ``max_attempts`` attempts, the first
     back-off ``backoff_s`` seconds, doubling each time up to ``MAX_BACKOFF_S``."""
+
     max_attempts: int = 5
     backoff_s: float = 1.0
 

@@ -44,6 +44,7 @@ class WorkflowConfig:
     """The workflow configuration module's contents: ``CHANNELS``, ``SERVICES``, whether the
     processor's own queue channel is added (``enable_queue``), extra tick listeners, ``PROCESSES``
     and ``TYPES``."""
+
     channels: Mapping[str, Any]
     services: Mapping[str, Any]
     enable_queue: bool
@@ -95,8 +96,8 @@ def load_config(settings: Settings) -> WorkflowConfig:
 
 @dataclass
 class Runtime:
-    """Everything a worker or CLI command needs, built once from the settings by ``build_runtime``.
-    """
+    """Everything a worker or CLI command needs, built once from the settings by ``build_runtime``."""
+
     settings: Settings
     store: MessageStore
     registry: ServiceRegistry

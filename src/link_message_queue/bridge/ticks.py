@@ -40,9 +40,10 @@ def tick_emitted(emitted_at: object) -> TickOccurred:
 
 
 class TickListener(Protocol):
-    """React to ``tick``; an exception is logged and re-raised by the bus."""
-    def on_tick(self, tick: TickOccurred) -> None:
     """Something run on each ``TickOccurred`` (prooph LINK's heartbeat)."""
+
+    def on_tick(self, tick: TickOccurred) -> None:
+        """React to ``tick``; an exception is logged and re-raised by the bus."""
 
 
 class TickBus:

@@ -24,6 +24,7 @@ class Channel:
     """A prooph processing channel: the ``targets`` it serves (``*`` for any), optional ``origin``
     and ``sender`` filters, the ``message_dispatcher`` service that carries its messages (the target
     itself when None), and its ``utils`` plugins."""
+
     name: str
     targets: tuple[str, ...]
     origin: str | None = None

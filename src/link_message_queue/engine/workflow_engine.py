@@ -34,6 +34,7 @@ class WorkflowEngine:
     that dispatches it, from ``channels`` (the ``CHANNELS`` config) and the services in
     ``registry``, on node ``node_name``. Raises ``InvalidMessageError`` for a node name under
     the minimum length and ``ChannelConfigError`` for a bad channel config."""
+
     def __init__(
         self,
         channels: Mapping[str, object],

@@ -19,6 +19,7 @@ from .workflow import WorkflowMessage
 class LogCode(IntEnum):
     """prooph's ``LogMessage`` message codes (HTTP-like: 2xx progress, 4xx wrong input, 5xx
     failure); any other int is allowed too."""
+
     DEBUG = 0
     WARNING = 100
     PROCESSING_STARTED = 202
@@ -31,6 +32,7 @@ class LogCode(IntEnum):
 
 class LogLevel(IntEnum):
     """A log message's level, derived from its code; the values are Python ``logging``'s levels."""
+
     DEBUG = 10
     WARNING = 30
     INFO = 20

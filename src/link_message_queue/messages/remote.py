@@ -15,6 +15,7 @@ from .timestamps import format_timestamp, parse_timestamp, require_aware
 
 class MessageType(Enum):
     """prooph's message types: a command (one handler) or an event (any number)."""
+
     COMMAND = "command"
     EVENT = "event"
 
@@ -24,6 +25,7 @@ class MessageHeader:
     """prooph's ``MessageHeader``: ``uuid``, ``created_at`` (timezone-aware), ``version`` (>= 0),
     ``type`` and JSON ``metadata``. Raises ``InvalidMessageError`` when ``created_at`` is naive or
     ``version`` negative."""
+
     uuid: UUID
     created_at: datetime
     version: int
@@ -78,6 +80,7 @@ class MessageHeader:
 class RemoteMessage:
     """prooph common's ``RemoteMessage``: a message ``name``, its ``header`` and a JSON object
     ``payload``."""
+
     name: str
     header: MessageHeader
     payload: JsonObject
@@ -88,8 +91,7 @@ class RemoteMessage:
 
     @classmethod
     def from_dict(cls, value: object) -> RemoteMessage:
-        """Parse an envelope object. Raises ``InvalidMessageError`` naming the missing or bad field.
-        """
+        """Parse an envelope object. Raises ``InvalidMessageError`` naming the missing or bad field."""
         data = as_object(value, "message")
         name = required_str(data, "name")
         header = MessageHeader.from_dict(required(data, "header"))

@@ -57,6 +57,7 @@ class Channel(virtual.Channel):
     Deliveries are leased for ``lease_s`` seconds (see ``LeaseQoS``); bindings live in the database
     so fanout reaches other processes; text bodies are stored as UTF-8 text, binary ones as base64.
     """
+
     QoS = LeaseQoS
     supports_fanout = True
     # Text bodies are stored as text (readable rows); binary ones as base64.

@@ -23,6 +23,7 @@ class LeaseKeeper:
     list, and every ``cleanup_interval_s`` seconds deletes expired messages and unused queues among
     ``active_queues()``. Database errors in the thread are logged and retried on the next round;
     they never stop it."""
+
     def __init__(
         self,
         store: MessageStore,

@@ -49,6 +49,7 @@ def row_id(delivery_tag: str) -> int:
 class LeaseQoS(virtual.QoS):
     """kombu's virtual ``QoS`` (prefetch and unacked bookkeeping) with the database's side: an ack
     deletes the row, a reject deletes or releases it, and the lease keeper stops renewing it."""
+
     channel: Channel
 
     def ack(self, delivery_tag: str) -> None:

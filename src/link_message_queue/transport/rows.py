@@ -33,6 +33,7 @@ class ClaimedRow:
     """A message a claim or take returned: its row ``id``, the serialized kombu message ``payload``
     (JSON text), how often it was delivered (``delivery_count``, this delivery included) and its
     ``priority`` (0-255, higher first)."""
+
     id: int
     payload: str
     delivery_count: int

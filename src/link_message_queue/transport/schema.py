@@ -31,6 +31,7 @@ class QueueTables:
     """The transport's SQLAlchemy tables for one table-name ``prefix``, on one ``metadata``. The
     schema itself is created by the Alembic migrations (``transport.migrate``), not from these
     objects."""
+
     prefix: str
     metadata: sa.MetaData
     queue: sa.Table

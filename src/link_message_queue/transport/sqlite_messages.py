@@ -48,6 +48,7 @@ class SqliteMessages:
     """SQLite's hot statements (put, claim, take, ack) on the message table, run on the engine's raw
     sqlite3 connection in autocommit; see the module docstring for why. Times are this host's
     ``time.time()``; sqlite3 errors propagate."""
+
     def __init__(self, engine: sa.Engine, message: sa.Table) -> None:
         self._engine = engine
         self._table = table = message.name

@@ -38,6 +38,7 @@ class MessageStore:
     MySQL/MariaDB). Times are Unix seconds (floats) from the database's clock (``transport.clock``).
     Methods that take an optional ``connection`` run in the caller's transaction when given one,
     else in their own. Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.tables = tables
@@ -170,8 +171,7 @@ class MessageStore:
             ).rowcount
 
     def set_gauges(self, values: dict[str, float]) -> None:
-        """Upsert the named gauge ``values`` (name -> float), each stamped with the database's time.
-        """
+        """Upsert the named gauge ``values`` (name -> float), each stamped with the database's time."""
         with self._single.begin() as connection:
             for name, value in sorted(values.items()):
                 now = self.now()

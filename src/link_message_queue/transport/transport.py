@@ -69,6 +69,7 @@ class Transport(virtual.Transport):
     ``DriverMissingError`` when the URL's database driver is not installed, ``TransportOptionError``
     on an unknown option, and ``SchemaMissingError`` on connect when the tables are missing and
     ``auto_migrate`` is off."""
+
     Channel = Channel
 
     can_parse_url = True
