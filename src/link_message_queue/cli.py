@@ -34,11 +34,15 @@ from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
 from .status import read_status, render
 from .text import one_line, table
-from .transport import TransportError, upgrade
-from .transport.engines import engine_for, masked
-from .transport.migrate import ensure_schema
-from .transport.options import TransportOptions
-from .transport.schema import queue_tables
+from .transport import (
+    TransportError,
+    TransportOptions,
+    engine_for,
+    ensure_schema,
+    masked,
+    queue_tables,
+    upgrade,
+)
 
 DESCRIPTION = (
     "link-mq: the command line of link-message-queue (workflow messages as Celery tasks on a "

@@ -9,11 +9,7 @@ from dataclasses import asdict, dataclass, field
 import sqlalchemy as sa
 
 from .text import table
-from .transport import states
-from .transport.clock import read_database_now
-from .transport.engines import masked, read_only
-from .transport.leases import TOUCH_INTERVAL_S
-from .transport.schema import QueueTables
+from .transport import TOUCH_INTERVAL_S, QueueTables, masked, read_database_now, read_only, states
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from ..transport.store import MessageStore
+from ..transport import MessageStore
 from .consumer import STEP_LOCK, StepResult, WorkerConsumer
 from .dead_letters import POISON
 from .errors import PoisonMessageError, RetryLaterError

@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from ..engine import EngineError, QueueLoopError, WorkflowEngine
 from ..messages import InvalidMessageError, ProcessingMessage, decode_processing_message
 from ..services import CONSUMER_SENDER, ServiceError
-from ..transport.rows import ClaimedRow
-from ..transport.store import MessageStore
+from ..transport import ClaimedRow, MessageStore
 from .dead_letters import FAILED, POISON, DeadLetters
 from .errors import PoisonMessageError, RetryLaterError
 from .retries import RetryPolicy

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..transport.engines import read_only
-from ..transport.schema import QueueTables
+from ..transport import QueueTables, read_only
 
 if TYPE_CHECKING:
     from .producer import Producer

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..transport.errors import PublishRefusedError
-from ..transport.options import DEFAULT_MAX_MESSAGE_BYTES
-from ..transport.schema import QueueTables
-from ..transport.store import MessageStore
-from ..transport.transactional import writing_in
+from ..transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MessageStore,
+    PublishRefusedError,
+    QueueTables,
+    writing_in,
+)
 
 logger = logging.getLogger(__name__)
 

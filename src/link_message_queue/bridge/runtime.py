@@ -19,10 +19,7 @@ from ..processor.types import TypeRegistry
 from ..processor.workflow_processor import WorkflowProcessor
 from ..services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
 from ..settings import Settings
-from ..transport.engines import engine_for
-from ..transport.options import TransportOptions
-from ..transport.schema import queue_tables
-from ..transport.store import MessageStore
+from ..transport import MessageStore, TransportOptions, engine_for, queue_tables
 from .broker_step import BrokerStep
 from .consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
 from .dead_letters import DeadLetters
@@ -96,7 +93,7 @@ def load_config(settings: Settings) -> WorkflowConfig:
 
 @dataclass
 class Runtime:
-    """Everything a worker or CLI command needs, built once from the settings by ``build_runtime``."""
+    """Everything a worker or CLI command needs, built once by ``build_runtime``."""
 
     settings: Settings
     store: MessageStore

@@ -91,7 +91,7 @@ class RemoteMessage:
 
     @classmethod
     def from_dict(cls, value: object) -> RemoteMessage:
-        """Parse an envelope object. Raises ``InvalidMessageError`` naming the missing or bad field."""
+        """Parse an envelope object. Raises ``InvalidMessageError`` naming the bad field."""
         data = as_object(value, "message")
         name = required_str(data, "name")
         header = MessageHeader.from_dict(required(data, "header"))

@@ -8,7 +8,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-from ..transport.schema import SECONDS
+from ..transport import SECONDS
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..transport.clock import database_now
+from ..transport import database_now
 from .schema import ProcessTables
 
 RUNNING = "running"
@@ -208,7 +208,7 @@ class ProcessState:
         return None if row is None else _process(row)
 
     def find(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
-        """The one process whose id starts with ``process_id``, or None when none or several match."""
+        """The one process whose id starts with ``process_id``; None if none or several do."""
         process = self.tables.process
         statement = sa.select(process).where(process.c.id.like(f"{process_id}%"))
         rows = connection.execute(statement.limit(2)).all()

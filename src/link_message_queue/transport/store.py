@@ -171,7 +171,7 @@ class MessageStore:
             ).rowcount
 
     def set_gauges(self, values: dict[str, float]) -> None:
-        """Upsert the named gauge ``values`` (name -> float), each stamped with the database's time."""
+        """Upsert the gauge ``values`` (name -> float), each stamped with the database's time."""
         with self._single.begin() as connection:
             for name, value in sorted(values.items()):
                 now = self.now()

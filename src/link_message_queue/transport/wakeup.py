@@ -84,7 +84,7 @@ class Backoff:
         self._current_s = 0.0
 
     def next_s(self) -> float:
-        """The next idle wait in seconds: double the last, between ``minimum_s`` and ``maximum_s``."""
+        """The next idle wait (seconds): double the last, within ``minimum_s``..``maximum_s``."""
         self._current_s = min(self.maximum_s, max(self.minimum_s, self._current_s * 2))
         return self._current_s
 
