@@ -18,11 +18,11 @@ CONSUMER_GONE_AFTER_S = 30 * TOUCH_INTERVAL_S
 
 
 class LeaseKeeper:
-    """Renews, in a daemon thread every ``renew_interval_s`` seconds, the leases (``lease_s``
-    seconds) of the message ids this consumer ``owner`` holds, keeps the owner on the live-consumer
-    list, and every ``cleanup_interval_s`` seconds deletes expired messages and unused queues among
-    ``active_queues()``. Database errors in the thread are logged and retried on the next round;
-    they never stop it."""
+    """A daemon thread that, every ``renew_interval_s`` seconds (at most ``TOUCH_INTERVAL_S``),
+    renews the leases (``lease_s`` seconds) of the message ids consumer ``owner`` holds and lists
+    the owner as a live consumer of ``active_queues()`` (which keeps those queues from expiring);
+    every ``cleanup_interval_s`` seconds it also deletes expired messages and unused queues.
+    Database errors in the thread are logged and retried on the next round; they never stop it."""
 
     def __init__(
         self,
