@@ -22,8 +22,7 @@ from .processor.errors import ProcessorError
 from .services import ServiceError
 from .settings import Settings, SettingsError
 from .task_events import GroupedTaskEvents
-from .transport import DriverMissingError
-from .transport.engines import require_driver
+from .transport import DriverMissingError, require_driver
 
 app = Celery("link_message_queue")
 _config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")

@@ -13,6 +13,9 @@ DEFAULT_QUEUE = "celery"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration (a dict for ``app.conf.update``) for ``settings``: broker URL and
+    transport options, JSON only, late acks (at-least-once), the queues of the consume mode, routes
+    and beat's tick schedule."""
     # Tick mode: workers run ticks only; the workflow queue is drained by consumer steps.
     # Worker mode: workers also consume the workflow queue and run link.workflow_message.
     queues = [Queue(DEFAULT_QUEUE)]

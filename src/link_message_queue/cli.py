@@ -34,11 +34,15 @@ from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
 from .status import read_status, render
 from .text import one_line, table
-from .transport import TransportError, upgrade
-from .transport.engines import engine_for, masked
-from .transport.migrate import ensure_schema
-from .transport.options import TransportOptions
-from .transport.schema import queue_tables
+from .transport import (
+    TransportError,
+    TransportOptions,
+    engine_for,
+    ensure_schema,
+    masked,
+    queue_tables,
+    upgrade,
+)
 
 DESCRIPTION = (
     "link-mq: the command line of link-message-queue (workflow messages as Celery tasks on a "
@@ -63,6 +67,8 @@ def _environment_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``link-mq`` argument parser with every sub-command; the epilog lists the environment
+    variables it reads."""
     parser = argparse.ArgumentParser(
         prog="link-mq",
         description=DESCRIPTION,
@@ -141,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``link-mq`` with ``argv`` (``sys.argv[1:]`` when None); return the exit code. The
+    project's own errors (settings, transport, bridge, engine, services, processor, demo,
+    database, an invalid message) are printed to stderr as ``link-mq: <what to do>`` with exit
+    code 2, not raised; argparse exits on bad arguments."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

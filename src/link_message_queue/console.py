@@ -11,6 +11,8 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: what a shell reports for a command 
 
 
 def main() -> int:
+    """The ``link-mq`` console script: run the CLI; Ctrl-C exits with ``INTERRUPTED_EXIT_CODE`` and
+    a one-line message instead of a traceback."""
     try:
         from .cli import main as run_command  # noqa: PLC0415 - loaded under the Ctrl-C guard
 

@@ -32,10 +32,7 @@ from .demo_workflow import START, metadata, start_message, user_table, write_use
 from .processor.schema import process_tables
 from .processor.state import FAILED, RUNNING
 from .settings import Settings
-from .transport import upgrade
-from .transport.engines import engine_for, masked
-from .transport.options import TransportOptions
-from .transport.schema import queue_tables
+from .transport import TransportOptions, engine_for, masked, queue_tables, upgrade
 
 # The demo's own pace unless the environment says otherwise: fast ticks, several messages each.
 DEMO_ENVIRONMENT = {
@@ -56,6 +53,10 @@ class DemoError(Exception):
 
 @dataclass
 class DemoSummary:
+    """What ``link-mq demo`` did: users asked for and written, chunks (sub-processes) and how many
+    succeeded, messages retried and dead-lettered, the process id and final status, and the run time
+    in seconds."""
+
     users: int
     written: int
     chunks: int
@@ -68,6 +69,7 @@ class DemoSummary:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the process succeeded and every user was written."""
         return self.status == "succeeded" and self.written == self.users
 
 

@@ -57,6 +57,8 @@ class UserTable(SqlTableTarget):
     def handle_process_data(
         self, message: WorkflowMessage, context: DispatchContext
     ) -> WorkflowMessage:
+        """Write the chunk's users with the message uuid and attempt; raise ``FlakyDemoError`` on
+        the first attempt of every second chunk."""
         offset, limit = message.metadata.get("offset", 0), message.metadata.get("limit", 1)
         second = isinstance(offset, int) and isinstance(limit, int) and (offset // limit) % 2 == 1
         if second and context.attempt == 1:
@@ -99,6 +101,7 @@ ENABLE_WORKFLOW_PROCESSOR_MESSAGE_QUEUE = True
 
 
 def write_users_csv(path: str, count: int) -> None:
+    """Write ``count`` demo users (``id,name,email``) to the CSV file at ``path``."""
     with open(path, "w", encoding="utf-8") as file:
         file.write("id,name,email\n")
         for number in range(1, count + 1):
@@ -106,6 +109,8 @@ def write_users_csv(path: str, count: int) -> None:
 
 
 def start_message(total: int, chunk: int) -> WorkflowMessage:
+    """The collect-data command that starts the demo import of ``total`` users in chunks of
+    ``chunk``."""
     return WorkflowMessage.collect_data_of(
         IMPORT,
         origin="link-mq demo",

@@ -10,10 +10,7 @@ import importlib.util
 from typing import Any
 
 from .settings import Settings
-from .transport.engines import engine_for
-from .transport.options import TransportOptions
-from .transport.schema import queue_tables
-from .transport.store import MessageStore
+from .transport import MessageStore, TransportOptions, engine_for, queue_tables
 
 # Celery's own short-lived queues are left out of the listing.
 _INTERNAL_SUFFIXES = (".pidbox",)

@@ -17,8 +17,7 @@ import sqlalchemy as sa
 
 from .processor.schema import process_tables
 from .status import read_status
-from .transport.engines import masked, read_only
-from .transport.schema import QueueTables
+from .transport import QueueTables, masked, read_only
 
 logger = logging.getLogger(__name__)
 

@@ -33,6 +33,11 @@ class ServiceImportError(ServiceError):
 
 
 class ServiceRegistry:
+    """Services by name (prooph's service locator): objects, or dotted import paths imported on
+    first use, plus aliases. Raises ``ServiceError`` for a bad or reserved name,
+    ``ServiceNotFoundError`` for an unknown one, ``ServiceImportError`` for a path that does not
+    import."""
+
     def __init__(self) -> None:
         self._services: dict[str, Any] = {}
         self._paths: dict[str, str] = {}
@@ -62,6 +67,8 @@ class ServiceRegistry:
             self._enqueuing.add(name)
 
     def alias(self, alias: str, name: str, *, reserved: bool = False) -> None:
+        """Make ``alias`` another name of service ``name``. Raises ``ServiceError`` for an alias of
+        itself, a reserved name, or an alias cycle."""
         self._check_name(alias, reserved)
         if alias == name:
             raise ServiceError(f"alias {alias!r} cannot point at itself")
@@ -79,6 +86,7 @@ class ServiceRegistry:
         return name
 
     def has(self, name: str) -> bool:
+        """Whether ``name`` (after aliases) is registered, as an object or a path."""
         resolved = self.resolve_name(name)
         return resolved in self._services or resolved in self._paths
 
@@ -87,6 +95,8 @@ class ServiceRegistry:
         return self.resolve_name(name) in self._enqueuing
 
     def get(self, name: str) -> Any:
+        """The service called ``name`` (after aliases), importing a dotted path on first use. Raises
+        ``ServiceNotFoundError`` listing the registered names, or ``ServiceImportError``."""
         resolved = self.resolve_name(name)
         if resolved in self._services:
             return self._services[resolved]
@@ -110,6 +120,7 @@ class ServiceRegistry:
             _resolve(name, path)
 
     def names(self) -> Iterator[str]:
+        """Every registered name: services, paths not imported yet, and aliases."""
         yield from self._services
         yield from self._paths
         yield from self._aliases

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .messages.ids import MIN_NODE_NAME_LENGTH
-from .transport.engines import masked
+from .transport import masked
 
 _T = TypeVar("_T")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")

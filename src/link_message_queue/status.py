@@ -9,15 +9,15 @@ from dataclasses import asdict, dataclass, field
 import sqlalchemy as sa
 
 from .text import table
-from .transport import states
-from .transport.clock import read_database_now
-from .transport.engines import masked, read_only
-from .transport.leases import TOUCH_INTERVAL_S
-from .transport.schema import QueueTables
+from .transport import TOUCH_INTERVAL_S, QueueTables, masked, read_database_now, read_only, states
 
 
 @dataclass
 class QueueStatus:
+    """One queue in ``link-mq status``: messages ``ready``, ``leased`` (in flight) and ``delayed``
+    (retry back-off), the oldest ready message's age in seconds, and whether a live consumer touched
+    it lately."""
+
     name: str
     ready: int = 0
     leased: int = 0  # in flight: a consumer holds them
@@ -28,6 +28,9 @@ class QueueStatus:
 
 @dataclass
 class ConsumerStatus:
+    """A live consumer (``host:pid:id``), the queues of its last heartbeat, and how many messages it
+    holds leased now."""
+
     owner: str  # host:pid:id
     queues: list[str] = field(default_factory=list)  # what it consumes (its last heartbeat)
     holding: int = 0  # messages it has leased now
@@ -35,6 +38,9 @@ class ConsumerStatus:
 
 @dataclass
 class Status:
+    """What ``link-mq status`` shows: the database (URL masked), each queue, the dead-letter count
+    and the live consumers."""
+
     database: str
     queues: list[QueueStatus] = field(default_factory=list)
     dead_letters: int = 0
@@ -42,6 +48,7 @@ class Status:
     consumers: list[ConsumerStatus] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
+        """The status as a JSON-ready dict (for ``--json``)."""
         return asdict(self)
 
 

@@ -40,6 +40,8 @@ class GroupedTaskEvents(bootsteps.StartStopStep):  # type: ignore[misc]  # Celer
         self.flusher: _Flusher | None = None
 
     def start(self, c: Any) -> None:
+        """Celery bootstep ``start``: buffer task events and send them in groups from a flusher
+        thread, unless events are off or Celery's event loop (``c.hub``) groups them already."""
         self._stop_flusher()
         dispatcher = c.event_dispatcher
         if dispatcher is None or not dispatcher.enabled or c.hub is not None:
@@ -51,9 +53,11 @@ class GroupedTaskEvents(bootsteps.StartStopStep):  # type: ignore[misc]  # Celer
         self.flusher.start()
 
     def stop(self, c: Any) -> None:
+        """Celery bootstep ``stop``: stop the flusher thread."""
         self._stop_flusher()
 
     def shutdown(self, c: Any) -> None:
+        """Celery bootstep ``shutdown``: as ``stop``."""
         self._stop_flusher()
 
     def _stop_flusher(self) -> None:

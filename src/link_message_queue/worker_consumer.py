@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class DeadLetteringConsumer(Consumer):  # type: ignore[misc]  # Celery is untyped
+    """Celery's worker ``Consumer`` that dead-letters a message it cannot decode or refuses
+    (non-JSON content, an invalid task) instead of only logging and dropping it; if the database
+    refuses the dead letter, the message is requeued."""
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """A body that does not decode."""
         if self._kept(message, exc):

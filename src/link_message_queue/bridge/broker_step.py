@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from ..transport.store import MessageStore
+from ..transport import MessageStore
 from .consumer import STEP_LOCK, StepResult, WorkerConsumer
 from .dead_letters import POISON
 from .errors import PoisonMessageError, RetryLaterError
@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 class BrokerStep:
+    """Tick mode's consumer step when the workflow queue lives in RabbitMQ or Redis: messages come
+    from Celery ``app``'s broker by ``basic_get`` and are acked after the handler's transaction
+    commits; failures are retried through ``outbox``. Steps never overlap: a database lock held by
+    ``owner`` for ``lease_s`` seconds guards them."""
+
     def __init__(
         self,
         worker: WorkerConsumer,

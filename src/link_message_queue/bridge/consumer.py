@@ -20,8 +20,7 @@ import sqlalchemy as sa
 from ..engine import EngineError, QueueLoopError, WorkflowEngine
 from ..messages import InvalidMessageError, ProcessingMessage, decode_processing_message
 from ..services import CONSUMER_SENDER, ServiceError
-from ..transport.rows import ClaimedRow
-from ..transport.store import MessageStore
+from ..transport import ClaimedRow, MessageStore
 from .dead_letters import FAILED, POISON, DeadLetters
 from .errors import PoisonMessageError, RetryLaterError
 from .retries import RetryPolicy
@@ -43,6 +42,9 @@ _POISON_ERRORS = (
 
 @dataclass
 class StepResult:
+    """What one consumer step did: messages ``processed``, ``retried`` and ``dead_lettered``;
+    ``busy`` when another step held the lock (this one did nothing); ``errors`` as short texts."""
+
     processed: int = 0
     retried: int = 0
     dead_lettered: int = 0
@@ -50,6 +52,7 @@ class StepResult:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
+        """The counters as a plain dict (for logs and the CLI's JSON)."""
         return dict(self.__dict__)
 
 
@@ -58,7 +61,8 @@ class Step(Protocol):
 
     store: MessageStore
 
-    def run(self, limit: int) -> StepResult: ...
+    def run(self, limit: int) -> StepResult:
+        """Take up to ``limit`` messages and forward them; return what was done."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class Forwarding:
         error: BaseException,
         attempts: int,
     ) -> None:
+        """Record the message as a dead letter in ``connection``'s transaction, with its ``reason``,
+        the ``error`` (type, text, traceback) and how many ``attempts`` were made; ``message`` is
+        None when the body could not be decoded."""
         self.dead_letters.add(
             connection,
             queue=self.queue,
@@ -104,6 +111,10 @@ def _log_consumed(message: ProcessingMessage) -> None:
 
 
 class ConsumerStep:
+    """Tick mode on the ``linkmq+`` database: each step claims up to ``limit`` messages from the
+    workflow queue (leased for ``lease_s`` seconds to ``owner``) and forwards each in the handler's
+    transaction."""
+
     def __init__(self, forwarding: Forwarding, *, lease_s: float, owner: str) -> None:
         self.forwarding = forwarding
         self.store = forwarding.store
@@ -272,6 +283,8 @@ class WorkerConsumer:
         error: BaseException,
         attempts: int,
     ) -> None:
+        """Record the message as a dead letter in a transaction of its own (see
+        ``Forwarding.dead_letter``)."""
         with self.store.engine.begin() as connection:
             self.forwarding.dead_letter(
                 connection,

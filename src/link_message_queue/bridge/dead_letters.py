@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..transport.engines import read_only
-from ..transport.schema import QueueTables
+from ..transport import QueueTables, read_only
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -26,6 +25,10 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """One dead-lettered message: its ``queue``, the raw ``body``, its name and uuid when it could
+    be decoded, why it failed (``reason``, exception type, text and traceback), ``attempts`` made,
+    and times as Unix seconds."""
+
     id: int
     queue: str
     message_name: str | None
@@ -41,6 +44,9 @@ class DeadLetter:
 
 
 class DeadLetters:
+    """The dead-letter table: messages that failed for good, kept for inspection (``link-mq
+    dead-letters``). Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.reader = read_only(engine)
@@ -94,6 +100,7 @@ class DeadLetters:
             return [DeadLetter(**row._mapping) for row in rows][::-1]
 
     def get(self, dead_letter_id: int) -> DeadLetter | None:
+        """The dead letter with ``dead_letter_id``, or None if there is none."""
         with self.reader.connect() as connection:
             row = connection.execute(
                 sa.select(self.table).where(self.table.c.id == dead_letter_id)
@@ -101,6 +108,7 @@ class DeadLetters:
         return None if row is None else DeadLetter(**row._mapping)
 
     def count(self) -> int:
+        """How many dead letters are stored."""
         with self.reader.connect() as connection:
             return int(
                 connection.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
@@ -132,5 +140,6 @@ class DeadLetters:
         return [letter.id for letter in letters]
 
     def purge(self) -> int:
+        """Delete every dead letter; return how many were deleted."""
         with self.engine.begin() as connection:
             return int(connection.execute(sa.delete(self.table)).rowcount)

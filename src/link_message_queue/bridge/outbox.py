@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..transport.errors import PublishRefusedError
-from ..transport.options import DEFAULT_MAX_MESSAGE_BYTES
-from ..transport.schema import QueueTables
-from ..transport.store import MessageStore
-from ..transport.transactional import writing_in
+from ..transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MessageStore,
+    PublishRefusedError,
+    QueueTables,
+    writing_in,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ RELAY_LOCK = "outbox_relay"
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """A workflow message waiting in the outbox: the Celery task ``body`` (JSON text) for ``queue``,
+    an optional ``countdown_s`` before it may run, and the ``retries`` already made."""
+
     id: int
     queue: str
     body: str
@@ -39,6 +44,10 @@ class OutboxRow:
 
 
 class Outbox:
+    """The outbox table: workflow messages written in the application's transaction and relayed to a
+    broker that is not the application database (RabbitMQ, Redis) after commit. Database errors
+    propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.table = tables.outbox
@@ -75,6 +84,7 @@ class Outbox:
             own.execute(sa.insert(self.table).values(**row))
 
     def oldest(self, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` waiting rows, oldest first."""
         table = self.table
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -89,10 +99,12 @@ class Outbox:
             ]
 
     def delete(self, ids: Sequence[int]) -> None:
+        """Delete the rows with ``ids`` (relayed)."""
         with self.engine.begin() as connection:
             connection.execute(sa.delete(self.table).where(self.table.c.id.in_(ids)))
 
     def size(self) -> int:
+        """How many rows wait to be relayed."""
         with self.engine.connect() as connection:
             count = connection.execute(sa.select(sa.func.count()).select_from(self.table))
             return int(count.scalar_one())

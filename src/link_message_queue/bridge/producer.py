@@ -63,6 +63,10 @@ class Producer:
         )
 
     def publish_body(self, body: str, connection: sa.Connection | None = None) -> None:
+        """Send a task ``body`` (JSON text) to the workflow queue: into the outbox when there is
+        one, else to the broker; with ``connection``, in that transaction. Raises ``BridgeError``
+        for a transactional publish when the broker is not ``linkmq+`` in the application database.
+        """
         if self.outbox is not None:
             self.outbox.add(self.queue, body, connection)
             return
@@ -82,6 +86,8 @@ class Producer:
 
 
 def register_producer(registry: ServiceRegistry, producer: Producer) -> None:
+    """Register ``producer`` in ``registry`` under its reserved service name, as a service that
+    enqueues."""
     registry.register(PRODUCER_SERVICE, producer, enqueues=True, reserved=True)
 
 

@@ -9,10 +9,14 @@ MAX_BACKOFF_S = 300.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How a failing workflow message is retried: up to ``max_attempts`` attempts, the first
+    back-off ``backoff_s`` seconds, doubling each time up to ``MAX_BACKOFF_S``."""
+
     max_attempts: int = 5
     backoff_s: float = 1.0
 
     def gives_up_after(self, attempts: int) -> bool:
+        """Whether ``attempts`` made are enough to dead-letter the message."""
         return attempts >= self.max_attempts
 
     def delay_s(self, attempts: int) -> float:

@@ -19,10 +19,7 @@ from ..processor.types import TypeRegistry
 from ..processor.workflow_processor import WorkflowProcessor
 from ..services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
 from ..settings import Settings
-from ..transport.engines import engine_for
-from ..transport.options import TransportOptions
-from ..transport.schema import queue_tables
-from ..transport.store import MessageStore
+from ..transport import MessageStore, TransportOptions, engine_for, queue_tables
 from .broker_step import BrokerStep
 from .consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
 from .dead_letters import DeadLetters
@@ -41,6 +38,10 @@ DEFAULT_CHANNELS: Mapping[str, Any] = {"local": {"targets": []}}
 
 @dataclass(frozen=True)
 class WorkflowConfig:
+    """The workflow configuration module's contents: ``CHANNELS``, ``SERVICES``, whether the
+    processor's own queue channel is added (``enable_queue``), extra tick listeners, ``PROCESSES``
+    and ``TYPES``."""
+
     channels: Mapping[str, Any]
     services: Mapping[str, Any]
     enable_queue: bool
@@ -92,6 +93,8 @@ def load_config(settings: Settings) -> WorkflowConfig:
 
 @dataclass
 class Runtime:
+    """Everything a worker or CLI command needs, built once by ``build_runtime``."""
+
     settings: Settings
     store: MessageStore
     registry: ServiceRegistry
@@ -107,6 +110,10 @@ class Runtime:
 
 
 def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None = None) -> Runtime:
+    """Build the runtime for Celery ``app`` from ``settings`` and the workflow ``config`` (loaded
+    from ``settings`` when None). Every configured name is checked now: raises
+    ``ChannelConfigError`` for a channel or target that leads nowhere, ``ServiceImportError`` for
+    a service path that does not import."""
     config = config or load_config(settings)
     options = TransportOptions(table_prefix=settings.table_prefix, lease_s=settings.lease_s)
     store = MessageStore(

@@ -40,7 +40,10 @@ def tick_emitted(emitted_at: object) -> TickOccurred:
 
 
 class TickListener(Protocol):
-    def on_tick(self, tick: TickOccurred) -> None: ...
+    """Something run on each ``TickOccurred`` (prooph LINK's heartbeat)."""
+
+    def on_tick(self, tick: TickOccurred) -> None:
+        """React to ``tick``; an exception is logged and re-raised by the bus."""
 
 
 class TickBus:
@@ -51,9 +54,12 @@ class TickBus:
         self.listeners: list[TickListener] = []
 
     def subscribe(self, listener: TickListener) -> None:
+        """Add ``listener``; listeners run in subscription order."""
         self.listeners.append(listener)
 
     def publish(self, tick: TickOccurred) -> None:
+        """Run every listener on ``tick``. A failing listener is logged and the others still run;
+        the first exception is then raised."""
         errors: list[BaseException] = []
         for listener in self.listeners:
             try:
@@ -74,6 +80,8 @@ class ConsumerTickListener:
         self.last_result = StepResult()
 
     def on_tick(self, tick: TickOccurred) -> None:
+        """Run one consumer step of up to ``messages_per_tick`` messages, record the tick lag and
+        step duration (seconds) as gauges, and log the step's counts."""
         started = time.time()
         self.last_result = self.step.run(self.messages_per_tick)
         result = self.last_result

@@ -21,6 +21,10 @@ _KEYS = frozenset({"targets", "origin", "sender", "message_dispatcher", "utils"}
 
 @dataclass(frozen=True)
 class Channel:
+    """A prooph processing channel: the ``targets`` it serves (``*`` for any), optional ``origin``
+    and ``sender`` filters, the ``message_dispatcher`` service that carries its messages (the target
+    itself when None), and its ``utils`` plugins."""
+
     name: str
     targets: tuple[str, ...]
     origin: str | None = None
@@ -29,6 +33,7 @@ class Channel:
     utils: tuple[str, ...] = ()
 
     def accepts(self, target: str) -> bool:
+        """Whether the channel serves ``target`` (listed, or the wildcard ``*``)."""
         return target in self.targets or WILDCARD_TARGET in self.targets
 
     def dispatcher_for(self, target: str) -> str:

@@ -33,7 +33,8 @@ class DispatchContext:
 class MessageHandler(Protocol):
     """A target or a dispatcher: anything that takes a routed message."""
 
-    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None: ...
+    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        """Handle ``message``; raise to have it retried (see the bridge's retry policy)."""
 
 
 HandlerFunction = Callable[[ProcessingMessage, DispatchContext], None]
@@ -43,8 +44,10 @@ HandlerFunction = Callable[[ProcessingMessage, DispatchContext], None]
 class ChannelPlugin(Protocol):
     """A channel ``utils`` entry: told before and after each dispatch over its channel."""
 
-    def before_dispatch(self, message: ProcessingMessage, context: DispatchContext) -> None: ...
+    def before_dispatch(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        """Called before ``message`` is dispatched on the channel."""
 
     def after_dispatch(
         self, message: ProcessingMessage, context: DispatchContext, error: BaseException | None
-    ) -> None: ...
+    ) -> None:
+        """Called after ``message`` was dispatched; ``error`` is what it raised, or None."""

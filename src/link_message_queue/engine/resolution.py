@@ -23,6 +23,9 @@ from .channels import LOCAL_CHANNEL, Channel
 def resolve_channel(
     channels: Sequence[Channel], target: str, origin: str | None, sender: str | None
 ) -> Channel:
+    """prooph's channel choice for ``target``: a channel matching both ``origin`` and ``sender``,
+    else origin only, else sender only, else an unfiltered one, else ``local``. Raises
+    ``LookupError`` when there is no ``local`` channel (build the list with ``load_channels``)."""
     origin_only: Channel | None = None
     sender_only: Channel | None = None
     unfiltered: Channel | None = None

@@ -30,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 
 class WorkflowEngine:
+    """prooph processing's ``WorkflowEngine``: picks the channel for a message and the service
+    that dispatches it, from ``channels`` (the ``CHANNELS`` config) and the services in
+    ``registry``, on node ``node_name``. Raises ``InvalidMessageError`` for a node name under
+    the minimum length and ``ChannelConfigError`` for a bad channel config."""
+
     def __init__(
         self,
         channels: Mapping[str, object],
@@ -49,6 +54,8 @@ class WorkflowEngine:
         return resolve_channel(self.channels, message.target, None, None)
 
     def dispatcher_name(self, channel: Channel, target: str) -> str:
+        """The service name that dispatches to ``target`` on ``channel``; this node's own name means
+        the workflow processor."""
         return self._service(channel.dispatcher_for(target))
 
     def _service(self, name: str) -> str:
@@ -171,6 +178,8 @@ class WorkflowEngine:
 
 
 def message_type(message: ProcessingMessage) -> MessageType:
+    """Command or event: a workflow message by its step, ``StartSubProcess`` a command, every other
+    message an event."""
     if isinstance(message, WorkflowMessage):
         return message.message_type
     return MessageType.COMMAND if isinstance(message, StartSubProcess) else MessageType.EVENT

@@ -43,6 +43,8 @@ AnyMessage: TypeAlias = ProcessingMessage | TickOccurred
 
 
 def to_remote(message: AnyMessage) -> RemoteMessage:
+    """Encode a message (workflow, log, sub-process or tick) as prooph's ``RemoteMessage`` envelope,
+    in the PHP original's payload layout."""
     if isinstance(message, WorkflowMessage):
         return _workflow_to_remote(message)
     if isinstance(message, LogMessage):
@@ -84,6 +86,8 @@ def to_remote(message: AnyMessage) -> RemoteMessage:
 
 
 def from_remote(remote: RemoteMessage) -> AnyMessage:
+    """Decode a ``RemoteMessage`` into the message its ``name`` says. Raises ``InvalidMessageError``
+    naming the bad field (``name`` for an unknown message, ``payload.<key>`` for a bad payload)."""
     name = remote.name
     try:
         if is_workflow_message_name(name):
@@ -134,6 +138,8 @@ def decode_processing_message(raw: str | bytes | Mapping[str, Any]) -> Processin
 
 
 def parse_json(raw: str | bytes, field: str) -> Any:
+    """Parse ``raw`` (UTF-8 bytes or text) as strict JSON (no NaN or Infinity). Raises
+    ``InvalidMessageError`` on ``field`` when it is not UTF-8, not JSON, or nested too deeply."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         return json.loads(text, parse_constant=_reject_constant)

@@ -21,12 +21,15 @@ def as_object(value: object, field: str) -> JsonObject:
 
 
 def required(data: Mapping[str, Any], key: str, parent: str = "") -> Any:
+    """``data[key]``. Raises ``InvalidMessageError`` on ``parent.key`` when the key is missing."""
     if key not in data:
         raise InvalidMessageError(_path(parent, key), "is missing")
     return data[key]
 
 
 def required_str(data: Mapping[str, Any], key: str, parent: str = "") -> str:
+    """``data[key]`` as a non-empty string. Raises ``InvalidMessageError`` on ``parent.key`` when
+    missing or not one."""
     value = required(data, key, parent)
     if not isinstance(value, str) or not value:
         raise InvalidMessageError(_path(parent, key), "must be a non-empty string")
@@ -34,6 +37,8 @@ def required_str(data: Mapping[str, Any], key: str, parent: str = "") -> str:
 
 
 def optional_str(data: Mapping[str, Any], key: str, parent: str = "") -> str | None:
+    """``data[key]`` as a non-empty string, or None when missing or null. Raises
+    ``InvalidMessageError`` on ``parent.key`` for any other value."""
     value = data.get(key)
     if value is None:
         return None
@@ -43,6 +48,8 @@ def optional_str(data: Mapping[str, Any], key: str, parent: str = "") -> str | N
 
 
 def required_int(data: Mapping[str, Any], key: str, parent: str = "", minimum: int = 0) -> int:
+    """``data[key]`` as an integer (not a bool) of at least ``minimum``. Raises
+    ``InvalidMessageError`` on ``parent.key`` when missing, not an integer or too small."""
     value = required(data, key, parent)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidMessageError(_path(parent, key), "must be an integer")
@@ -52,6 +59,8 @@ def required_int(data: Mapping[str, Any], key: str, parent: str = "", minimum: i
 
 
 def required_bool(data: Mapping[str, Any], key: str, parent: str = "") -> bool:
+    """``data[key]`` as a bool. Raises ``InvalidMessageError`` on ``parent.key`` when missing or not
+    true/false."""
     value = required(data, key, parent)
     if not isinstance(value, bool):
         raise InvalidMessageError(_path(parent, key), "must be true or false")

@@ -19,6 +19,8 @@ _POSITION = re.compile(
 
 
 def validate_node_name(name: object, field: str = "node_name") -> str:
+    """Return ``name`` if it is a string of at least ``MIN_NODE_NAME_LENGTH`` characters (prooph's
+    ``NodeName`` rule); else raise ``InvalidMessageError`` on ``field``."""
     if not isinstance(name, str) or len(name) < MIN_NODE_NAME_LENGTH:
         raise InvalidMessageError(
             field, f"a node name needs at least {MIN_NODE_NAME_LENGTH} characters"
@@ -44,10 +46,15 @@ class TaskListPosition:
     def new(
         cls, node_name: str, process_id: UUID | None = None, position: int = 1
     ) -> TaskListPosition:
+        """A position ``position`` (1-based) in a new task list (a fresh task list UUID) of process
+        ``process_id`` (a fresh UUID when None) on node ``node_name``."""
         return cls(node_name, process_id or uuid4(), uuid4(), position)
 
     @classmethod
     def parse(cls, value: object, field: str = "processTaskListPosition") -> TaskListPosition:
+        """Parse prooph's text form ``<node>:PROCESS_ID:<uuid>:TASK_LIST_ID:<uuid>:<position>``
+        (``str()`` of a position). Raises ``InvalidMessageError`` on ``field`` when ``value`` is not
+        one."""
         match = _POSITION.fullmatch(value) if isinstance(value, str) else None
         if match is None:
             raise InvalidMessageError(field, f"{value!r} is not a task list position")
@@ -69,6 +76,8 @@ class TaskListPosition:
 
     @property
     def task_list_key(self) -> str:
+        """The task list's identity without the position:
+        ``<node>:PROCESS_ID:<uuid>:TASK_LIST_ID:<uuid>``."""
         return f"{self.node_name}:PROCESS_ID:{self.process_id}:TASK_LIST_ID:{self.task_list_id}"
 
     def __str__(self) -> str:

@@ -17,6 +17,9 @@ from .workflow import WorkflowMessage
 
 
 class LogCode(IntEnum):
+    """prooph's ``LogMessage`` message codes (HTTP-like: 2xx progress, 4xx wrong input, 5xx
+    failure); any other int is allowed too."""
+
     DEBUG = 0
     WARNING = 100
     PROCESSING_STARTED = 202
@@ -28,6 +31,8 @@ class LogCode(IntEnum):
 
 
 class LogLevel(IntEnum):
+    """A log message's level, derived from its code; the values are Python ``logging``'s levels."""
+
     DEBUG = 10
     WARNING = 30
     INFO = 20
@@ -60,10 +65,12 @@ class LogMessage:
 
     @property
     def name(self) -> str:
+        """The message name of every log message (prooph's ``LogMessage`` name)."""
         return LOG_MESSAGE_NAME
 
     @property
     def target(self) -> str:
+        """The node the log message goes to: the node of its process."""
         return self.process_task_list_position.node_name
 
     @property
@@ -79,6 +86,7 @@ class LogMessage:
 
     @property
     def is_error(self) -> bool:
+        """Whether the level is ``ERROR`` (code 400 or above)."""
         return self.level is LogLevel.ERROR
 
     @classmethod
@@ -103,6 +111,8 @@ class LogMessage:
 
     @classmethod
     def info_processing_started(cls, message: WorkflowMessage) -> LogMessage:
+        """prooph's ``LogMessage::logInfoDataProcessingStarted``: code 202 for ``message``'s task.
+        Raises ``InvalidMessageError`` when ``message`` has no task list position."""
         if message.process_task_list_position is None:
             raise InvalidMessageError("processTaskListPosition", "is missing")
         return cls(
@@ -120,6 +130,9 @@ class LogMessage:
         failed_items: int,
         failed_messages: list[str],
     ) -> LogMessage:
+        """prooph's ``LogMessage::logItemsProcessingFailed``: code 501 with the item counts and
+        failure texts in ``msg_params``. Raises ``InvalidMessageError`` when ``message`` has no task
+        list position."""
         if message.process_task_list_position is None:
             raise InvalidMessageError("processTaskListPosition", "is missing")
         return cls(

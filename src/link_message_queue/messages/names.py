@@ -26,6 +26,8 @@ class WorkflowStep(Enum):
 
     @property
     def is_command(self) -> bool:
+        """Whether messages of this step are commands (collect-data, process-data) rather than
+        events."""
         return self in (WorkflowStep.COLLECT_DATA, WorkflowStep.PROCESS_DATA)
 
 
@@ -38,6 +40,9 @@ def normalize_type(type_class: str) -> str:
 
 
 def workflow_message_name(type_class: str, step: WorkflowStep) -> str:
+    """prooph's ``MessageNameUtils::getMessageNameFor``: ``processing-message-<normalized
+    type>-<step>``. Raises ``InvalidMessageError`` on ``typeClass`` when the type normalizes to
+    nothing."""
     type_part = normalize_type(type_class)
     if not type_part:
         raise InvalidMessageError("typeClass", f"{type_class!r} normalizes to an empty name")
@@ -59,6 +64,7 @@ def parse_workflow_message_name(name: str, field: str = "name") -> tuple[str, Wo
 
 
 def is_workflow_message_name(name: str) -> bool:
+    """Whether ``name`` parses as a workflow message name (see ``parse_workflow_message_name``)."""
     try:
         parse_workflow_message_name(name)
     except InvalidMessageError:

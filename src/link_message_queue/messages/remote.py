@@ -14,12 +14,18 @@ from .timestamps import format_timestamp, parse_timestamp, require_aware
 
 
 class MessageType(Enum):
+    """prooph's message types: a command (one handler) or an event (any number)."""
+
     COMMAND = "command"
     EVENT = "event"
 
 
 @dataclass(frozen=True)
 class MessageHeader:
+    """prooph's ``MessageHeader``: ``uuid``, ``created_at`` (timezone-aware), ``version`` (>= 0),
+    ``type`` and JSON ``metadata``. Raises ``InvalidMessageError`` when ``created_at`` is naive or
+    ``version`` negative."""
+
     uuid: UUID
     created_at: datetime
     version: int
@@ -32,6 +38,7 @@ class MessageHeader:
             raise InvalidMessageError("header.version", "must not be negative")
 
     def to_dict(self) -> JsonObject:
+        """The header as a JSON object (ISO-8601 time in UTC, microseconds)."""
         return {
             "uuid": str(self.uuid),
             "created_at": format_timestamp(self.created_at),
@@ -42,6 +49,8 @@ class MessageHeader:
 
     @classmethod
     def from_dict(cls, value: object) -> MessageHeader:
+        """Parse a header object (``createdOn`` of prooph < 0.3 is accepted for ``created_at``).
+        Raises ``InvalidMessageError`` naming the bad ``header.<field>``."""
         data = as_object(value, "header")
         # prooph processing < 0.3 wrote ``createdOn``; accept it so old rows stay readable.
         created_key = (
@@ -69,15 +78,20 @@ class MessageHeader:
 
 @dataclass(frozen=True)
 class RemoteMessage:
+    """prooph common's ``RemoteMessage``: a message ``name``, its ``header`` and a JSON object
+    ``payload``."""
+
     name: str
     header: MessageHeader
     payload: JsonObject
 
     def to_dict(self) -> JsonObject:
+        """The envelope as a JSON object: ``{"name", "header", "payload"}``."""
         return {"name": self.name, "header": self.header.to_dict(), "payload": self.payload}
 
     @classmethod
     def from_dict(cls, value: object) -> RemoteMessage:
+        """Parse an envelope object. Raises ``InvalidMessageError`` naming the bad field."""
         data = as_object(value, "message")
         name = required_str(data, "name")
         header = MessageHeader.from_dict(required(data, "header"))
@@ -86,6 +100,8 @@ class RemoteMessage:
 
 
 def parse_uuid(value: object, field: str) -> UUID:
+    """``value`` as a UUID (a UUID or its string). Raises ``InvalidMessageError`` on ``field``
+    otherwise."""
     if isinstance(value, UUID):
         return value
     if not isinstance(value, str):

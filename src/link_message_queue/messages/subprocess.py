@@ -40,10 +40,12 @@ class StartSubProcess:
 
     @property
     def name(self) -> str:
+        """The message name of prooph's ``StartSubProcess`` command."""
         return START_SUB_PROCESS_NAME
 
     @property
     def origin(self) -> str:
+        """The node that starts the sub-process: the parent task's node."""
         return self.parent_task_list_position.node_name
 
 
@@ -67,12 +69,15 @@ class SubProcessFinished:
 
     @property
     def name(self) -> str:
+        """The message name of prooph's ``SubProcessFinished`` event."""
         return SUB_PROCESS_FINISHED_NAME
 
     @property
     def origin(self) -> str:
+        """The node that ran the sub-process."""
         return self.processor_node_name
 
     @property
     def target(self) -> str:
+        """The node of the parent process, which the event goes back to."""
         return self.parent_task_list_position.node_name

@@ -20,6 +20,7 @@ class TickOccurred:
 
     @property
     def name(self) -> str:
+        """The message name of prooph LINK's ``TickOccurred`` event."""
         return TICK_OCCURRED_NAME
 
     def __post_init__(self) -> None:

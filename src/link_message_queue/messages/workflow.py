@@ -35,6 +35,7 @@ class Payload:
         object.__setattr__(self, "data", validate_json(self.data, "data"))
 
     def to_dict(self) -> JsonObject:
+        """The payload as prooph's JSON object: ``{"typeClass", "data"}``."""
         return {"typeClass": self.type_class, "data": self.data}
 
 
@@ -96,14 +97,18 @@ class WorkflowMessage:
 
     @property
     def step(self) -> WorkflowStep:
+        """The workflow step named in the message name (collect-data, data-collected, process-data,
+        data-processed)."""
         return parse_workflow_message_name(self.name)[1]
 
     @property
     def message_type(self) -> MessageType:
+        """Command for the collect-data and process-data steps, event for the others."""
         return MessageType.COMMAND if self.step.is_command else MessageType.EVENT
 
     @property
     def type_part(self) -> str:
+        """The normalized processing type in the message name (prooph's ``MessageNameUtils``)."""
         return parse_workflow_message_name(self.name)[0]
 
     # -- transformations -------------------------------------------------------------------
@@ -154,6 +159,8 @@ class WorkflowMessage:
         )
 
     def connect_to_process_task(self, position: TaskListPosition) -> WorkflowMessage:
+        """A copy connected to the task at ``position`` (prooph's ``connectToProcessTask``). Raises
+        ``WorkflowTransitionError`` if this message is already connected to a task."""
         if self.process_task_list_position is not None:
             raise WorkflowTransitionError(
                 f"{self.name} is already connected to {self.process_task_list_position}"
@@ -161,9 +168,13 @@ class WorkflowMessage:
         return replace(self, process_task_list_position=position)
 
     def reconnect_to_process_task(self, position: TaskListPosition) -> WorkflowMessage:
+        """A copy, with a new uuid and creation time, connected to the task at ``position``
+        (prooph's ``reconnectToProcessTask``)."""
         return replace(self, process_task_list_position=position, uuid=uuid4(), created_at=now())
 
     def change_processing_type(self, type_class: str) -> WorkflowMessage:
+        """A copy whose name and payload carry the processing type ``type_class`` (same step, same
+        data). Raises ``InvalidMessageError`` when the type normalizes to nothing."""
         return replace(
             self,
             name=workflow_message_name(type_class, self.step),
@@ -171,6 +182,8 @@ class WorkflowMessage:
         )
 
     def add_metadata(self, metadata: Metadata) -> WorkflowMessage:
+        """A copy with ``metadata`` merged over the message's own. Raises ``InvalidMessageError``
+        when ``metadata`` is not valid JSON metadata."""
         return replace(self, metadata=merge_metadata(self.metadata, validate_metadata(metadata)))
 
     def _require_step(self, step: WorkflowStep, action: str) -> None:

@@ -48,6 +48,8 @@ class CsvSource(WorkflowMessageHandler):
     def handle_collect_data(
         self, message: WorkflowMessage, context: DispatchContext
     ) -> WorkflowMessage:
+        """Answer with the CSV file's rows (typed per the payload's type), windowed by the message's
+        ``offset``/``limit`` metadata, and ``total_items`` in the answer's metadata."""
         with self.path.open(newline="", encoding="utf-8") as file:
             rows = [self._typed(message.payload.type_class, row) for row in csv.DictReader(file)]
         return message.answer_with(
@@ -86,6 +88,9 @@ class SqlTableSource(WorkflowMessageHandler):
     def handle_collect_data(
         self, message: WorkflowMessage, context: DispatchContext
     ) -> WorkflowMessage:
+        """Answer with the table's rows ordered by ``order_by``, windowed by ``offset``/``limit``
+        metadata, on the step's connection; ``total_items`` is the table's row count. Raises
+        ``ProcessorError`` when run without a database connection."""
         connection = _require_connection(context, type(self).__name__)
         table = sa.Table(self.table, sa.MetaData(), autoload_with=connection)
         total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -113,6 +118,9 @@ class SqlTableTarget(WorkflowMessageHandler):
     def handle_process_data(
         self, message: WorkflowMessage, context: DispatchContext
     ) -> WorkflowMessage:
+        """Insert the payload's record(s) into the table on the step's connection and answer
+        data-processed with ``{"written": n}``. Raises ``InvalidPayloadError`` for a non-record item
+        or a key that is not a column."""
         connection = _require_connection(context, type(self).__name__)
         data = message.payload.data
         rows = data if isinstance(data, list) else [data]

@@ -38,11 +38,16 @@ _TASK_KEYS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
 
 @dataclass(frozen=True)
 class Task:
+    """One task of a process definition: its ``task_type`` (prooph's task types: collect_data,
+    process_data, manipulate_payload, run_sub_process) and its ``config`` as configured."""
+
     task_type: str
     config: Mapping[str, Any]
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The task's configured ``metadata`` (a copy; empty when none), added to the message it
+        sends."""
         return dict(self.config.get("metadata") or {})
 
     def manipulation(self) -> Callable[[Any], Any]:
@@ -59,6 +64,10 @@ class Task:
 
 @dataclass(frozen=True)
 class ProcessDefinition:
+    """A process of ``PROCESSES``: ``name`` (its start message, or ``<parent> sub-process``),
+    ``process_type`` (prooph's linear_messaging, parallel_for_each, parallel_chunk), its ``tasks``
+    and the ``raw`` JSON form."""
+
     name: str  # the start message name, or "<parent> sub-process" for a nested definition
     process_type: str
     tasks: tuple[Task, ...]
@@ -78,6 +87,9 @@ def load_process_definitions(config: object) -> dict[str, ProcessDefinition]:
 
 
 def parse_definition(name: str, raw: object) -> ProcessDefinition:
+    """Parse the configured definition ``raw`` of process ``name``. Raises
+    ``ProcessDefinitionError`` naming the process and what is wrong (unknown keys, process type,
+    empty tasks, a for-each/chunk process without exactly one run_sub_process task)."""
     where = f"process {name!r}"
     if not isinstance(raw, Mapping):
         raise ProcessDefinitionError(f"{where}: must be a dict, not {type(raw).__name__}")

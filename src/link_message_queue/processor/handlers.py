@@ -38,6 +38,9 @@ class WorkflowMessageHandler:
         self.types = types or TypeRegistry()
 
     def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        """``MessageHandler.handle``: answer a collect-data or process-data command through the
+        ``handle_*`` method, then dispatch the answer. Raises ``ProcessorError`` for any other
+        message; ``retry_on`` errors propagate (retried), others become an error ``LogMessage``."""
         if not isinstance(message, WorkflowMessage) or message.step not in (
             WorkflowStep.COLLECT_DATA,
             WorkflowStep.PROCESS_DATA,

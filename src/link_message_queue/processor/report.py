@@ -25,11 +25,16 @@ def _duration(process: ProcessRow) -> str:
 
 
 class ProcessReport:
+    """Read-only reports on the processes in the database (``link-mq processes``). Database errors
+    propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, table_prefix: str) -> None:
         self.engine = engine
         self.state = ProcessState(process_tables(table_prefix))
 
     def list_lines(self, limit: int = 50, *, sub_processes: bool = False) -> list[str]:
+        """Tab-separated lines, a header first, of the ``limit`` newest processes (top-level only
+        unless ``sub_processes``), with their sub-processes' counts by status."""
         lines = ["id\tstatus\ttype\tstarted\tduration\tsub-processes\tname"]
         with self.engine.connect() as connection:
             for process in self.state.processes(connection, limit, sub_processes=sub_processes):
@@ -52,6 +57,7 @@ class ProcessReport:
             return process, self.state.tasks(connection, process.id)
 
     def show_text(self, process: ProcessRow, tasks: list[TaskRow]) -> str:
+        """A process and its tasks (status, sub-process counts, log) as text for the terminal."""
         lines = [
             f"process {process.id}: {process.status}",
             f"  name:     {process.name}",
@@ -76,4 +82,5 @@ class ProcessReport:
 
     @staticmethod
     def as_dict(process: ProcessRow, tasks: list[TaskRow]) -> dict[str, Any]:
+        """A process and its tasks as a JSON-ready dict (times as Unix seconds)."""
         return {**asdict(process), "tasks": [asdict(task) for task in tasks]}

@@ -8,11 +8,14 @@ from functools import cache
 
 import sqlalchemy as sa
 
-from ..transport.schema import SECONDS
+from ..transport import SECONDS
 
 
 @dataclass(frozen=True)
 class ProcessTables:
+    """The workflow processor's tables (``{prefix}process``, ``{prefix}process_task``) on one
+    ``metadata``; created by the migrations."""
+
     metadata: sa.MetaData
     process: sa.Table
     task: sa.Table
@@ -20,6 +23,8 @@ class ProcessTables:
 
 @cache
 def process_tables(prefix: str) -> ProcessTables:
+    """The process and process-task tables with table-name ``prefix``; times are ``SECONDS`` columns
+    (Unix seconds, floats)."""
     metadata = sa.MetaData()
     process = sa.Table(
         f"{prefix}process",

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..transport.clock import database_now
+from ..transport import database_now
 from .schema import ProcessTables
 
 RUNNING = "running"
@@ -22,6 +22,10 @@ PENDING = "pending"
 
 @dataclass(frozen=True)
 class ProcessRow:
+    """A process as stored: its ``id`` and ``task_list_id`` (UUID strings), start message ``name``,
+    ``process_type``, ``definition`` (JSON), ``status`` (running, succeeded, failed), the parent's
+    task list position for a sub-process, and times in Unix seconds."""
+
     id: str
     task_list_id: str
     name: str
@@ -35,6 +39,10 @@ class ProcessRow:
 
 @dataclass(frozen=True)
 class TaskRow:
+    """A process task as stored: ``position`` (from 1), ``task_type``, ``status`` (pending, running,
+    succeeded, failed), its ``log`` entries (``{at, level, code, message}``), sub-process counts,
+    and times in Unix seconds."""
+
     process_id: str
     position: int
     task_type: str
@@ -48,6 +56,10 @@ class TaskRow:
 
 
 class ProcessState:
+    """Reads and writes of the process tables, always on the caller's ``connection`` (so they commit
+    with the step's work). Times are the database's clock, in Unix seconds. Database errors
+    propagate."""
+
     def __init__(self, tables: ProcessTables) -> None:
         self.tables = tables
 
@@ -65,6 +77,8 @@ class ProcessState:
         task_types: list[str],
         parent_position: str | None,
     ) -> None:
+        """Insert a running process and its tasks (pending, one per ``task_types`` entry, positions
+        from 1)."""
         # The database's clock (as every time one process writes and another reads): a
         # process started on one host and finished on another has a true duration.
         now = database_now(connection.dialect.name)
@@ -105,6 +119,7 @@ class ProcessState:
         return None if row is None else _process(row)
 
     def task(self, connection: sa.Connection, process_id: str, position: int) -> TaskRow | None:
+        """The task at ``position`` of process ``process_id``, or None."""
         task = self.tables.task
         row = connection.execute(
             sa.select(task).where(task.c.process_id == process_id, task.c.position == position)
@@ -114,6 +129,8 @@ class ProcessState:
     def set_task(
         self, connection: sa.Connection, process_id: str, position: int, **values: Any
     ) -> None:
+        """Update the task's columns with ``values``; a ``status`` of running or succeeded/failed
+        also sets ``started_at`` or ``finished_at`` (database time) unless given."""
         status = values.get("status")
         if status == RUNNING:
             values.setdefault("started_at", database_now(connection.dialect.name))
@@ -136,6 +153,8 @@ class ProcessState:
         code: int,
         message: str,
     ) -> None:
+        """Append a log entry (``level``, ``code``, ``message``, stamped with this host's time) to
+        the task; no effect if the task does not exist."""
         current = self.task(connection, process_id, position)
         if current is None:
             return
@@ -145,6 +164,8 @@ class ProcessState:
     def sub_process_ended(
         self, connection: sa.Connection, process_id: str, position: int, *, succeeded: bool
     ) -> TaskRow:
+        """Count one more ended sub-process of the task (and one more failed unless ``succeeded``);
+        return the updated task."""
         task = self.tables.task
         connection.execute(
             sa.update(task)
@@ -159,6 +180,7 @@ class ProcessState:
         return row
 
     def finish(self, connection: sa.Connection, process_id: str, status: str) -> None:
+        """Set the process's final ``status`` and its ``finished_at`` (database time)."""
         process = self.tables.process
         connection.execute(
             sa.update(process)
@@ -171,6 +193,8 @@ class ProcessState:
     def processes(
         self, connection: sa.Connection, limit: int = 50, *, sub_processes: bool = True
     ) -> list[ProcessRow]:
+        """The ``limit`` most recently started processes, newest first; top-level only unless
+        ``sub_processes``."""
         process = self.tables.process
         statement = sa.select(process).order_by(process.c.started_at.desc()).limit(limit)
         if not sub_processes:
@@ -178,17 +202,20 @@ class ProcessState:
         return [_process(row) for row in connection.execute(statement)]
 
     def get(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
+        """The process with id ``process_id``, or None."""
         process = self.tables.process
         row = connection.execute(sa.select(process).where(process.c.id == process_id)).first()
         return None if row is None else _process(row)
 
     def find(self, connection: sa.Connection, process_id: str) -> ProcessRow | None:
+        """The one process whose id starts with ``process_id``; None if none or several do."""
         process = self.tables.process
         statement = sa.select(process).where(process.c.id.like(f"{process_id}%"))
         rows = connection.execute(statement.limit(2)).all()
         return _process(rows[0]) if len(rows) == 1 else None
 
     def tasks(self, connection: sa.Connection, process_id: str) -> list[TaskRow]:
+        """The tasks of process ``process_id``, by position."""
         task = self.tables.task
         rows = connection.execute(
             sa.select(task).where(task.c.process_id == process_id).order_by(task.c.position)

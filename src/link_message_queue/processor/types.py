@@ -21,6 +21,10 @@ KINDS = (*SCALAR_KINDS, "dictionary", "collection")
 
 @dataclass(frozen=True)
 class ProcessingType:
+    """A processing type (prooph's ``Prooph\\Processing\\Type``) by ``name``: a scalar ``kind``, a
+    ``dictionary`` record with ``fields`` (field -> type name), or a ``collection`` of
+    ``item_type``. Raises ``ValueError`` for an unknown kind."""
+
     name: str
     kind: str
     item_type: str | None = None  # collection: every item is of this type
@@ -42,6 +46,8 @@ class TypeRegistry:
         self.register(ProcessingType("collection", "collection"))
 
     def register(self, processing_type: ProcessingType) -> ProcessingType:
+        """Add ``processing_type`` and return it. Raises ``ValueError`` if its name is registered
+        already."""
         if processing_type.name in self._types:
             raise ValueError(f"type {processing_type.name!r} is registered already")
         self._types[processing_type.name] = processing_type
@@ -54,10 +60,14 @@ class TypeRegistry:
         return self.register(ProcessingType(name, "dictionary", fields=dict(fields)))
 
     def collection(self, name: str, item_type: str) -> ProcessingType:
+        """Register and return a collection type ``name`` of ``item_type`` items. Raises
+        ``InvalidPayloadError`` if ``item_type`` is unknown, ``ValueError`` if ``name`` is taken."""
         self.get(item_type, f"{name} items")
         return self.register(ProcessingType(name, "collection", item_type=item_type))
 
     def get(self, name: str, where: str = "typeClass") -> ProcessingType:
+        """The type called ``name``. Raises ``InvalidPayloadError`` on ``where`` if none is
+        registered."""
         try:
             return self._types[name]
         except KeyError:

@@ -75,6 +75,10 @@ class WorkflowProcessor:
     # -- entry -----------------------------------------------------------------------------
 
     def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        """``MessageHandler.handle``: start a process (a start message), advance one (an answer, a
+        log message, a sub-process event), in the step's transaction or one of its own. Raises
+        ``ProcessorError`` for a message it does not take or a start message no process starts with.
+        """
         with self._transaction(context) as joined:
             if isinstance(message, StartSubProcess):
                 self._start_sub_process(message, joined)

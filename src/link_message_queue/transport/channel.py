@@ -52,6 +52,12 @@ _TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 class Channel(virtual.Channel):
+    """A kombu virtual channel (``kombu.transport.virtual.Channel``) over the ``MessageStore``:
+    kombu's ``_put``/``_get``/``_size``/``_purge``/``_new_queue``/``_delete`` contract in SQL.
+    Deliveries are leased for ``lease_s`` seconds (see ``LeaseQoS``); bindings live in the database
+    so fanout reaches other processes; text bodies are stored as UTF-8 text, binary ones as base64.
+    """
+
     QoS = LeaseQoS
     supports_fanout = True
     # Text bodies are stored as text (readable rows); binary ones as base64.
@@ -189,6 +195,8 @@ class Channel(virtual.Channel):
         arguments: Any = None,
         **kwargs: Any,
     ) -> None:
+        """kombu ``Channel.queue_unbind`` (AMQP queue.unbind), and the binding row is deleted from
+        the database."""
         super().queue_unbind(queue, exchange, routing_key, arguments, **kwargs)
         if exchange:
             self.store.unbind(exchange, queue, routing_key)
@@ -275,6 +283,9 @@ class Channel(virtual.Channel):
     # -- queues ----------------------------------------------------------------------------
 
     def prepare_queue_arguments(self, arguments: dict[str, Any] | None, **kwargs: Any) -> Any:
+        """kombu ``Channel.prepare_queue_arguments``: ``Queue(expires=..., message_ttl=...)``
+        keywords become RabbitMQ's ``x-expires``/``x-message-ttl`` arguments (ms), as kombu's AMQP
+        transports do."""
         # Queue(expires=…, message_ttl=…) arrive as keywords: turn them into the x-arguments
         # that _new_queue reads, as kombu's AMQP transports do.
         return to_rabbitmq_queue_arguments(arguments, **kwargs)
@@ -324,6 +335,8 @@ class Channel(virtual.Channel):
     def basic_consume(
         self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
     ) -> Any:
+        """kombu ``Channel.basic_consume`` (AMQP basic.consume); also starts the lease keeper and
+        counts ``queue`` as consumed for wake-ups."""
         # The keeper renews leases and keeps consumed queues from expiring.
         self.leases.start()
         if no_ack:
@@ -332,6 +345,8 @@ class Channel(virtual.Channel):
         return super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
 
     def basic_cancel(self, consumer_tag: str) -> Any:
+        """kombu ``Channel.basic_cancel`` (AMQP basic.cancel); the queue stops counting as consumed
+        for wake-ups."""
         queue = self._tag_to_queue.get(consumer_tag)
         if queue is not None and consumer_tag in self._consumers:
             self.connection.signal.consumed[queue] -= 1
@@ -341,6 +356,8 @@ class Channel(virtual.Channel):
         return result
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        """kombu ``Channel.basic_get`` (AMQP basic.get): one message or None; with ``no_ack`` the
+        message is deleted as it is taken."""
         if not no_ack or queue in self._no_ack_queues:
             return super().basic_get(queue, no_ack, **kwargs)
         self._no_ack_queues.add(queue)
@@ -418,6 +435,8 @@ class Channel(virtual.Channel):
         return rows
 
     def close(self) -> None:
+        """kombu ``Channel.close``: deletes buffered acks first and closes the channel's own
+        publishing connection."""
         try:
             if self.connection is not None:
                 self.connection.flush_acks()

@@ -84,6 +84,9 @@ class DoorbellListener:
         return True
 
     def stop(self) -> None:
+        """Stop the thread (waiting a few receive intervals), close and unlink the socket, and
+        remove the directory if it is the last listener's; an unexpected error removing it is logged
+        as a warning."""
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._wake_receiver()
@@ -168,6 +171,9 @@ class Doorbell:
         self._rung_at: dict[str, float] = {}
 
     def ring(self, queue: str) -> None:
+        """Tell every listening process that ``queue`` has a new message: one datagram per listener,
+        at most once per ``min_interval_s`` seconds per queue. Unreachable listeners are dropped
+        from the list, not raised."""
         now = time.monotonic()
         with self._lock:
             if now - self._rung_at.get(queue, float("-inf")) < self._min_interval_s:
@@ -195,6 +201,7 @@ class Doorbell:
                     self._unreachable(path, exc)
 
     def close(self) -> None:
+        """Close the sending socket; a later ``ring`` opens a new one."""
         with self._lock:
             if self._socket is not None:
                 self._socket.close()

@@ -18,6 +18,12 @@ CONSUMER_GONE_AFTER_S = 30 * TOUCH_INTERVAL_S
 
 
 class LeaseKeeper:
+    """A daemon thread that, every ``renew_interval_s`` seconds (at most ``TOUCH_INTERVAL_S``),
+    renews the leases (``lease_s`` seconds) of the message ids consumer ``owner`` holds and lists
+    the owner as a live consumer of ``active_queues()`` (which keeps those queues from expiring);
+    every ``cleanup_interval_s`` seconds it also deletes expired messages and unused queues.
+    Database errors in the thread are logged and retried on the next round; they never stop it."""
+
     def __init__(
         self,
         store: MessageStore,
@@ -50,15 +56,21 @@ class LeaseKeeper:
         self.start()
 
     def forget(self, ids: Iterable[int]) -> None:
+        """Stop renewing the leases of ``ids`` (acked, rejected or requeued); unknown ids are
+        ignored."""
         with self._lock:
             for message_id in ids:
                 self._held.pop(message_id, None)
 
     def held(self) -> list[int]:
+        """The ids of the messages whose leases this keeper renews, ascending."""
         with self._lock:
             return sorted(self._held)
 
     def stop(self) -> None:
+        """Stop the renewal thread (waiting up to 5 s for it) and remove the owner from the
+        live-consumer list; a failure to remove it is logged as a warning, not raised (the cleaner
+        forgets a consumer no longer seen)."""
         self._stopping.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():

@@ -46,10 +46,14 @@ def _quiet_alembic() -> Iterator[None]:
 
 
 def version_table(prefix: str) -> str:
+    """The name of Alembic's version table for the tables with ``prefix``:
+    ``{prefix}alembic_version``."""
     return f"{prefix}alembic_version"
 
 
 def current_revision(connection: sa.Connection, prefix: str) -> str | None:
+    """The Alembic revision the schema with ``prefix`` is at on ``connection``, or None if it was
+    never migrated. Database errors propagate (``sqlalchemy.exc.SQLAlchemyError``)."""
     with _quiet_alembic():
         # Imported here, quietly: importing alembic logs a line per plugin it sets up.
         from alembic.runtime.migration import MigrationContext  # noqa: PLC0415

@@ -185,10 +185,15 @@ class TransportOptions:
 
     @property
     def renew_interval_s(self) -> float:
+        """Seconds between lease renewals: ``lease_renew_interval_s``, or ``lease_s / 3`` when that
+        is 0."""
         return self.lease_renew_interval_s or self.lease_s / 3
 
     @classmethod
     def from_transport_options(cls, options: Mapping[str, Any]) -> TransportOptions:
+        """Build the options from kombu's ``transport_options`` mapping. kombu's own keys (e.g.
+        ``polling_interval``) are passed over. Raises ``TransportOptionError`` naming any unknown
+        key and listing the known ones."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known - _KOMBU_KEYS)
         if unknown:

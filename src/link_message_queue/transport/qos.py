@@ -25,10 +25,12 @@ class AckBuffer:
         self._lock = threading.Lock()
 
     def add(self, message_id: int) -> None:
+        """Buffer the acked ``message_id`` for deletion."""
         with self._lock:
             self._ids.append(message_id)
 
     def take(self) -> list[int]:
+        """Return the buffered ids and empty the buffer."""
         with self._lock:
             taken, self._ids = self._ids, []
             return taken
@@ -45,9 +47,14 @@ def row_id(delivery_tag: str) -> int:
 
 
 class LeaseQoS(virtual.QoS):
+    """kombu's virtual ``QoS`` (prefetch and unacked bookkeeping) with the database's side: an ack
+    deletes the row, a reject deletes or releases it, and the lease keeper stops renewing it."""
+
     channel: Channel
 
     def ack(self, delivery_tag: str) -> None:
+        """kombu ``QoS.ack`` (AMQP basic.ack): delete the message (buffered while a consumer loop
+        drains events, deleted with its next claim)."""
         message_id = row_id(delivery_tag)
         transport = self.channel.connection
         if transport is not None and transport.acks_ride_along:
@@ -62,6 +69,8 @@ class LeaseQoS(virtual.QoS):
         self._wake_consumer()
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """kombu ``QoS.reject`` (AMQP basic.reject): with ``requeue`` the lease is released so the
+        message is ready again; without, the message is deleted."""
         message_id = row_id(delivery_tag)
         if requeue:
             self.channel.store.release([message_id], self.channel.leases.owner)

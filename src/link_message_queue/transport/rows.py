@@ -30,6 +30,10 @@ class PendingRow:
 
 @dataclass(frozen=True)
 class ClaimedRow:
+    """A message a claim or take returned: its row ``id``, the serialized kombu message ``payload``
+    (JSON text), how often it was delivered (``delivery_count``, this delivery included) and its
+    ``priority`` (0-255, higher first)."""
+
     id: int
     payload: str
     delivery_count: int

@@ -28,6 +28,10 @@ SECONDS: sa.Double[float] = sa.Double()
 
 @dataclass(frozen=True)
 class QueueTables:
+    """The transport's SQLAlchemy tables for one table-name ``prefix``, on one ``metadata``. The
+    schema itself is created by the Alembic migrations (``transport.migrate``), not from these
+    objects."""
+
     prefix: str
     metadata: sa.MetaData
     queue: sa.Table
@@ -48,6 +52,9 @@ class QueueTables:
 
 @cache
 def queue_tables(prefix: str) -> QueueTables:
+    """The tables (queues, messages, dead letters, processed ids, locks, bindings, consumers,
+    gauges, outbox) named ``{prefix}queue``, ``{prefix}message`` and so on. Times are ``SECONDS``
+    columns: Unix seconds as floats."""
     metadata = sa.MetaData()
     queue = sa.Table(
         f"{prefix}queue",

@@ -45,6 +45,10 @@ Row = tuple[int, str, int, int]  # id, payload, delivery_count, priority
 
 
 class SqliteMessages:
+    """SQLite's hot statements (put, claim, take, ack) on the message table, run on the engine's raw
+    sqlite3 connection in autocommit; see the module docstring for why. Times are this host's
+    ``time.time()``; sqlite3 errors propagate."""
+
     def __init__(self, engine: sa.Engine, message: sa.Table) -> None:
         self._engine = engine
         self._table = table = message.name
@@ -62,6 +66,8 @@ class SqliteMessages:
         self._mark_lock = threading.Lock()
 
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        """Insert one message into ``queue``: ``payload`` (JSON text), ``priority`` (0-255),
+        expiring ``ttl_s`` seconds from now (never if None)."""
         self._execute(*self.put_statement(PendingRow(queue, payload, priority, ttl_s)))
 
     def put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
@@ -120,6 +126,7 @@ class SqliteMessages:
             return rows
 
     def ack(self, ids: Sequence[int]) -> int:
+        """Delete the messages with ``ids``; return how many rows were deleted."""
         with self._connection() as db:
             return self._delete(db, ids)
 

@@ -34,6 +34,11 @@ _DEADLOCK_RETRIES = 3
 
 
 class MessageStore:
+    """The SQL the transport runs on ``engine`` against ``tables``, per dialect (PostgreSQL, SQLite,
+    MySQL/MariaDB). Times are Unix seconds (floats) from the database's clock (``transport.clock``).
+    Methods that take an optional ``connection`` run in the caller's transaction when given one,
+    else in their own. Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
     def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
         self.engine = engine
         self.tables = tables
@@ -124,6 +129,8 @@ class MessageStore:
         self._execute(statement, connection)
 
     def queue_message_ttl_s(self, name: str) -> float | None:
+        """The queue's per-message time-to-live in seconds (AMQP ``x-message-ttl``, declared in ms),
+        or None if it has none or the queue does not exist."""
         queue = self.tables.queue
         return self._scalar(sa.select(queue.c.message_ttl_s).where(queue.c.name == name), None)  # type: ignore[no-any-return]
 
@@ -150,6 +157,7 @@ class MessageStore:
             )
 
     def forget_consumer(self, owner: str) -> None:
+        """Remove ``owner`` from the live-consumer list (a consumer that stops)."""
         consumer = self.tables.consumer
         with self._single.begin() as connection:
             connection.execute(sa.delete(consumer).where(consumer.c.owner == owner))
@@ -163,6 +171,7 @@ class MessageStore:
             ).rowcount
 
     def set_gauges(self, values: dict[str, float]) -> None:
+        """Upsert the gauge ``values`` (name -> float), each stamped with the database's time."""
         with self._single.begin() as connection:
             for name, value in sorted(values.items()):
                 now = self.now()
@@ -206,6 +215,9 @@ class MessageStore:
         queue: str,
         connection: sa.Connection | None = None,
     ) -> None:
+        """Record a binding of ``queue`` to ``exchange`` (kombu's virtual exchange table:
+        ``exchange_type``, ``routing_key``, ``pattern``); an existing identical binding is left as
+        it is."""
         values = {
             "exchange": exchange,
             "queue": queue,
@@ -216,6 +228,8 @@ class MessageStore:
         self._execute(self._insert_ignoring_duplicates(self.tables.binding, values), connection)
 
     def unbind(self, exchange: str, queue: str, routing_key: str) -> None:
+        """Delete the binding of ``queue`` to ``exchange`` with ``routing_key``; no error if there
+        is none."""
         binding = self.tables.binding
         self._execute(
             sa.delete(binding).where(
@@ -240,6 +254,7 @@ class MessageStore:
             return [tuple(row) for row in own.execute(statement)]
 
     def queue_names(self) -> list[str]:
+        """The names of all declared queues, sorted."""
         queue = self.tables.queue
         with self.reader.connect() as connection:
             return list(
@@ -247,11 +262,13 @@ class MessageStore:
             )
 
     def has_queue(self, name: str, connection: sa.Connection | None = None) -> bool:
+        """Whether a queue called ``name`` is declared (read on ``connection`` if given)."""
         queue = self.tables.queue
         statement = sa.select(queue.c.name).where(queue.c.name == name)
         return self._scalar(statement, connection) is not None
 
     def delete_queue(self, name: str) -> None:
+        """Delete the queue ``name`` with its messages and bindings, in one transaction."""
         with self.engine.begin() as connection:
             self._delete_queues(connection, [name])
 
@@ -542,6 +559,7 @@ class MessageStore:
             return bool(connection.execute(take).rowcount == 1)
 
     def unlock(self, name: str, owner: str) -> None:
+        """Release the named lock if ``owner`` holds it; no effect otherwise."""
         lock = self.tables.lock
         with self._single.begin() as connection:
             connection.execute(

@@ -39,6 +39,8 @@ class PendingBatch:
         self._rows: dict[Writer, list[PendingRow]] = {}
 
     def add(self, writer: Writer, row: PendingRow) -> None:
+        """Buffer ``row`` for ``writer``, opening a transaction on the caller's connection first if
+        none is open (so the caller's ``commit()`` has one to commit)."""
         if not self._rows and not self.connection.in_transaction():
             # As a statement would: the caller's commit() must find a transaction to commit.
             with writing_in(self.connection):
@@ -55,6 +57,8 @@ class PendingBatch:
             writer(self.connection, rows)
 
     def drop(self) -> None:
+        """Forget every buffered row without writing it (a rollback or an exception out of the
+        block)."""
         self._rows = {}
 
 
@@ -101,6 +105,8 @@ def bound_batch() -> PendingBatch | None:
 
 
 def bound_connection() -> sa.Connection | None:
+    """The caller's connection of the innermost ``publish_on`` block in this context, or None
+    outside one."""
     batch = bound_batch()
     return None if batch is None else batch.connection
 

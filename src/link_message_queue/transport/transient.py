@@ -79,6 +79,8 @@ class TransientWriter:
                 raise
 
     def close(self) -> None:
+        """Stop the writer thread (waiting up to 5 s) and write what is still buffered; a database
+        error of that last write propagates."""
         with self._condition:
             self._stopping = True
             self._condition.notify()
@@ -91,6 +93,7 @@ class TransientWriter:
 
     @property
     def buffered(self) -> int:
+        """How many transient messages wait to be written."""
         with self._condition:
             return len(self._rows)
 

@@ -66,6 +66,12 @@ def _signal_for(url: str, prefix: str) -> WakeSignal:
 
 
 class Transport(virtual.Transport):
+    """The kombu transport ``linkmq+<SQLAlchemy URL>`` (a ``kombu.transport.virtual.Transport``):
+    features, URL and options in the module docstring and ``transport.options``. Raises
+    ``DriverMissingError`` when the URL's database driver is not installed, ``TransportOptionError``
+    on an unknown option, and ``SchemaMissingError`` on connect when the tables are missing and
+    ``auto_migrate`` is off."""
+
     Channel = Channel
 
     can_parse_url = True
@@ -181,11 +187,15 @@ class Transport(virtual.Transport):
     # -- connection ------------------------------------------------------------------------
 
     def establish_connection(self) -> Any:
+        """kombu ``Transport.establish_connection``: first checks the schema (migrating it when
+        ``auto_migrate`` is on, else raising ``SchemaMissingError``)."""
         self._check_pid()
         ensure_schema(self.store.engine, self.options.table_prefix, self.options.auto_migrate)
         return super().establish_connection()
 
     def close_connection(self, connection: Any) -> None:
+        """kombu ``Transport.close_connection``: writes buffered transient messages and acks, then
+        stops the lease keeper and the wake-up listeners."""
         try:
             self._leave_event_loop()
             self.transient.close()
@@ -200,11 +210,14 @@ class Transport(virtual.Transport):
                 self.doorbell.close()
 
     def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
+        """kombu ``Transport.as_uri``: ``linkmq+<url>``, with the password masked unless
+        ``include_password``."""
         if include_password:
             return f"linkmq+{uri}"
         return f"linkmq+{masked(uri)}"
 
     def driver_version(self) -> str:
+        """kombu ``Transport.driver_version``: the SQLAlchemy version."""
         return str(sa.__version__)
 
     # -- consuming -------------------------------------------------------------------------

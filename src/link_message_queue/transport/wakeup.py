@@ -41,6 +41,8 @@ class WakeSignal:
         self._pipes: list[WakePipe] = []  # event loops watching this signal
 
     def notify_for(self, queue: str) -> None:
+        """Move ``queue``'s stamp and wake the waiters, if a consumer in this process consumes
+        ``queue``."""
         if self.consumed[queue] > 0:
             with self._condition:
                 self._queue_stamps[queue] += 1
@@ -53,14 +55,18 @@ class WakeSignal:
         self.notify()
 
     def stamp(self, queue: str) -> tuple[int, int]:
+        """``queue``'s stamp and the signal's epoch: a consumer that found the queue empty skips it
+        until this pair changes."""
         with self._condition:
             return self._queue_stamps[queue], self._epoch
 
     @property
     def generation(self) -> int:
+        """The current generation: a waiter sleeps until it moves past this value."""
         return self._generation
 
     def notify(self) -> None:
+        """Move the generation and wake every waiter."""
         with self._condition:
             self._generation += 1
             self._condition.notify_all()
@@ -131,9 +137,11 @@ class Backoff:
         self._current_s = 0.0
 
     def reset(self) -> None:
+        """Start over: the next ``next_s`` is ``minimum_s`` (after a delivery)."""
         self._current_s = 0.0
 
     def next_s(self) -> float:
+        """The next idle wait (seconds): double the last, within ``minimum_s``..``maximum_s``."""
         self._current_s = min(self.maximum_s, max(self.minimum_s, self._current_s * 2))
         return self._current_s
 
@@ -153,9 +161,12 @@ class PostgresListener:
         self._thread = threading.Thread(target=self._run, name="linkmq-listen", daemon=True)
 
     def start(self) -> None:
+        """Start the listening thread (a daemon)."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to stop and wait a few listen intervals for it; its connection closes with
+        it."""
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=_LISTEN_WAIT_S * 4)

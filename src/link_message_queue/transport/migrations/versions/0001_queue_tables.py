@@ -16,6 +16,8 @@ down_revision = None
 
 
 def upgrade() -> None:
+    """Create the queue and message tables (and PostgreSQL's autovacuum settings for the message
+    table)."""
     tables = queue_tables(context.config.attributes["table_prefix"])
     bind = op.get_bind()
     # The queue table as revision 0001 had it; later revisions add columns.
@@ -36,6 +38,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the message and queue tables."""
     tables = queue_tables(context.config.attributes["table_prefix"])
     for table in (tables.message, tables.queue):
         table.drop(op.get_bind(), checkfirst=True)

@@ -18,6 +18,8 @@ _QUEUE_COLUMNS = ("expires_s", "message_ttl_s", "last_used_at")
 
 
 def upgrade() -> None:
+    """Add the queue lifetime columns (``expires_s``, ``message_ttl_s``, ``last_used_at``) and
+    create the binding table."""
     tables = queue_tables(context.config.attributes["table_prefix"])
     existing = {
         column["name"] for column in sa.inspect(op.get_bind()).get_columns(tables.queue.name)
@@ -29,6 +31,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the binding table and the queue lifetime columns."""
     tables = queue_tables(context.config.attributes["table_prefix"])
     tables.binding.drop(op.get_bind(), checkfirst=True)
     with op.batch_alter_table(tables.queue.name) as batch:

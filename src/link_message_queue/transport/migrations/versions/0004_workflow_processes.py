@@ -15,10 +15,12 @@ down_revision = "0003"
 
 
 def upgrade() -> None:
+    """Create the workflow processor's process and task tables."""
     tables = process_tables(context.config.attributes["table_prefix"])
     tables.metadata.create_all(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
+    """Drop the workflow processor's process and task tables."""
     tables = process_tables(context.config.attributes["table_prefix"])
     tables.metadata.drop_all(op.get_bind(), checkfirst=True)

@@ -22,6 +22,8 @@ down_revision = "0005"
 
 
 def upgrade() -> None:
+    """SQLite only: rebuild the message, dead-letter and outbox tables with ``AUTOINCREMENT`` where
+    they lack it, so a deleted row's id is never given again."""
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return

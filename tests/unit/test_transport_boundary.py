@@ -1,0 +1,95 @@
+"""The transport is imported through its front door (issue 16): code in ``src/`` outside
+``transport/`` imports only names that ``link_message_queue.transport`` lists in ``__all__``,
+never one of its modules, so the package's inside can move without breaking the rest.
+(tests/ and bench/ may still reach inside.)"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import link_message_queue
+import link_message_queue.transport
+
+PACKAGE_DIR = Path(link_message_queue.__file__).parent
+TRANSPORT = "link_message_queue.transport"
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE_DIR.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _absolute(node: ast.ImportFrom, path: Path) -> str:
+    """The absolute module of a ``from … import`` in the file at ``path``."""
+    if node.level == 0:
+        return node.module or ""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def boundary_violations() -> Iterator[str]:
+    """Yield ``file:line: import`` for each import of a transport internal outside transport/."""
+    exported = set(link_message_queue.transport.__all__)
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if (PACKAGE_DIR / "transport") in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        where = f"{path.relative_to(PACKAGE_DIR.parent)}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith(f"{TRANSPORT}."):
+                        yield f"{where}:{node.lineno}: import {alias.name}"
+            elif isinstance(node, ast.ImportFrom):
+                module = _absolute(node, path)
+                if module.startswith(f"{TRANSPORT}."):
+                    yield f"{where}:{node.lineno}: from {module} import ..."
+                elif module == TRANSPORT:
+                    for alias in node.names:
+                        if alias.name not in exported:
+                            yield f"{where}:{node.lineno}: {alias.name} not in transport.__all__"
+
+
+def test_transport_boundary__outside_code_imports_only_the_transport_package() -> None:
+    violations = list(boundary_violations())
+
+    assert violations == [], (
+        f"{len(violations)} imports reach inside link_message_queue.transport; export the name "
+        "from transport/__init__.py instead:\n" + "\n".join(violations)
+    )
+
+
+def test_transport_boundary__every_exported_name_exists() -> None:
+    transport = link_message_queue.transport
+    missing = [name for name in transport.__all__ if not hasattr(transport, name)]
+    assert missing == []
+
+
+def test_transport_boundary__the_options_are_documented_once() -> None:
+    # transport/options.py's field metadata is the one documentation of the options (the docs
+    # site's table is generated from it); any other docstring links there instead of listing.
+    from dataclasses import fields
+
+    from link_message_queue.transport.options import TransportOptions
+
+    options = {option.name for option in fields(TransportOptions)}
+    listings = []
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path == PACKAGE_DIR / "transport" / "options.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in [tree, *ast.walk(tree)]:
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                named = {option for option in options if option in (ast.get_docstring(node) or "")}
+                if len(named) >= 4:
+                    listings.append(f"{path.relative_to(PACKAGE_DIR.parent)}: {sorted(named)}")
+
+    assert listings == [], "docstrings listing transport options:\n" + "\n".join(listings)
