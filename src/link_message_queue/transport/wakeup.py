@@ -80,6 +80,7 @@ class WakeSignal:
             self._pipes.append(pipe)
 
     def unwatch(self, pipe: WakePipe) -> None:
+        """Stop ringing ``pipe`` (its event loop is going away); unknown pipes are ignored."""
         with self._condition:
             if pipe in self._pipes:
                 self._pipes.remove(pipe)
@@ -104,9 +105,11 @@ class WakePipe:
         self._closed = False
 
     def fileno(self) -> int:
+        """The read end's descriptor, for the event loop to watch for readability."""
         return self._read_fd
 
     def ring(self) -> None:
+        """Make the read end readable (from any thread); a no-op once closed."""
         with self._lock:
             if self._closed:
                 return
@@ -121,6 +124,7 @@ class WakePipe:
                 pass
 
     def close(self) -> None:
+        """Close both ends (once; later rings are no-ops)."""
         with self._lock:
             if not self._closed:
                 self._closed = True
