@@ -313,16 +313,23 @@ def _dead_letters(engine: sa.Engine, settings: Settings) -> int:
 
 
 class _ProgressBar:
-    """``[####......] 20/50`` redrawn in place on stderr; ``end`` closes its line."""
+    """``[####......] 20/50`` on stderr: redrawn in place on a terminal; elsewhere (a log file,
+    a pipe, CI) one line each time the count moves, so the log stays readable."""
 
     def __init__(self) -> None:
         self._drawn = False
+        self._in_place = sys.stderr.isatty()
+        self._last_done: int | None = None
 
     def show(self, done: int, total: int) -> None:
+        if not self._in_place and done == self._last_done:
+            return
+        self._last_done = done
         filled = _BAR_WIDTH * done // max(total, 1)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total}")
+        bar = f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total}"
+        sys.stderr.write(f"\r{bar}" if self._in_place else f"{bar}\n")
         sys.stderr.flush()
-        self._drawn = True
+        self._drawn = self._in_place
 
     def end(self) -> None:
         if self._drawn:

@@ -166,6 +166,10 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
             assert SUCCEEDED in output, output
             assert "0 dead-lettered" in output, output
             assert "Traceback" not in output, output
+            # Its output goes to a pipe here, as to a CI log: the progress bar writes whole
+            # lines, one per count, instead of carriage-return frames on one line.
+            assert "\r" not in output
+            assert output.count("] 50/50\n") == 1, output
         assert not _demo_processes(tmp_path)
         # and nothing an interrupted run started is left "running"
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'link_mq.sqlite3'}")
