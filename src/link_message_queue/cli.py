@@ -66,6 +66,22 @@ def _environment_help() -> str:
     return "\n".join(lines)
 
 
+# Row ids are 64-bit signed integers on every database (SQLite's INTEGER, PostgreSQL's BIGINT).
+_MAX_ROW_ID = 2**63 - 1
+
+
+def _row_id(text: str) -> int:
+    """A dead letter's id as typed: a whole number from 1 to 2**63 - 1 (argparse reports
+    anything else as a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= _MAX_ROW_ID:
+        raise argparse.ArgumentTypeError(f"{text} is not an id (1 to {_MAX_ROW_ID})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``link-mq`` argument parser with every sub-command; the epilog lists the environment
     variables it reads."""
@@ -115,10 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead_commands = dead.add_subparsers(dest="dead_command", required=True)
     dead_commands.add_parser("list", help="a table, one line per dead letter, oldest first")
     show = dead_commands.add_parser("show", help="one dead letter in full")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=_row_id)
     show.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     requeue = dead_commands.add_parser("requeue", help="put dead letters back on their queue")
-    requeue.add_argument("ids", type=int, nargs="*")
+    requeue.add_argument("ids", type=_row_id, nargs="*")
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
     dead_commands.add_parser("purge", help="delete every dead letter")
 

@@ -41,6 +41,20 @@ def test_cli__requeue_without_ids_is_a_usage_error(capsys: pytest.CaptureFixture
     assert "needs ids or --all" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["9223372036854775808", "0", "-1", "twelve"])
+def test_cli__a_dead_letter_id_out_of_range_is_a_usage_error(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before the database is opened: SQLite raised OverflowError with a traceback for 2**63
+    for command in (["dead-letters", "show", text], ["dead-letters", "requeue", text]):
+        with pytest.raises(SystemExit) as stopped:
+            main(command)
+        assert stopped.value.code == 2
+        error = capsys.readouterr().err
+        assert "is not" in error
+        assert "Traceback" not in error
+
+
 def test_cli__version_is_the_package_version_and_the_installed_metadata(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

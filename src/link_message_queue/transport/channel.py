@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 import logging
+import os
 import re
 import time
 from queue import Empty
@@ -39,6 +40,14 @@ _ENVELOPE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # How long a process trusts the bindings it read; a publish that matches nothing reads again.
 _BINDINGS_CACHE_S = 1.0
+
+
+def _database_identity(url: sa.URL) -> tuple[object, ...]:
+    """What names one database: a SQLite file by its real path (``sqlite:///app.db`` from its
+    folder and ``sqlite:////srv/app.db`` are one file), others by server and name."""
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return ("sqlite", os.path.realpath(str(url.database)))
+    return (url.get_backend_name(), url.host, url.port, url.database)
 
 
 def _topic_match(pattern: str, routing_key: str) -> bool:
@@ -268,12 +277,7 @@ class Channel(virtual.Channel):
         if connection is self._checked_connection:
             return
         ours, theirs = self.store.engine.url, connection.engine.url
-        if (ours.get_backend_name(), ours.host, ours.port, ours.database) != (
-            theirs.get_backend_name(),
-            theirs.host,
-            theirs.port,
-            theirs.database,
-        ):
+        if _database_identity(ours) != _database_identity(theirs):
             raise TransportError(
                 "publish_on() got a connection to another database than the broker's: "
                 "a transactional publish must use the broker's own database"

@@ -4,9 +4,10 @@ the caller's own SQLAlchemy connection, so they commit or roll back with the cal
 They are buffered and written together, one multi-row write (COPY on PostgreSQL, multi-row
 INSERTs on SQLite) with one wake-up per queue, at the first of: the block's end, the caller
 committing or opening a savepoint (``begin_nested``) inside the block, or the transport itself
-reading the queue on that connection (``size``). A rollback (of the transaction, or to a
-savepoint opened in the block) drops what it would have undone, and so does an exception out
-of the block."""
+reading the queue on that connection (``size``). However the block ends (an exception too),
+its messages are then in the caller's transaction, and the transaction decides: they commit
+with it, and a rollback (of the transaction, or to a savepoint opened in the block) drops what
+it undoes."""
 
 from __future__ import annotations
 
@@ -32,15 +33,40 @@ Writer = Callable[[sa.Connection, list[PendingRow]], None]
 
 class PendingBatch:
     """The messages published in one ``publish_on`` block and not written yet, in order,
-    per writer (a channel's store)."""
+    per writer (a channel's store). For a Session, its connection is taken at the first
+    publish and again after the Session committed or rolled back (which releases it)."""
 
-    def __init__(self, connection: sa.Connection) -> None:
-        self.connection = connection
+    def __init__(self, target: sa.Connection | Session) -> None:
+        self._session = target if isinstance(target, Session) else None
+        self._connection = None if isinstance(target, Session) else target
         self._rows: dict[Writer, list[PendingRow]] = {}
+        self._closed = False
+
+    @property
+    def connection(self) -> sa.Connection:
+        """The caller's connection that the block's messages are written on."""
+        if self._session is not None and (self._connection is None or self._connection.closed):
+            self._connection = self._session.connection()
+        assert self._connection is not None  # set above, or given
+        return self._connection
+
+    def writes_on(self, connection: sa.Connection) -> bool:
+        """Whether this batch writes on ``connection`` (without taking a Session's connection)."""
+        return self._connection is connection
+
+    def targets(self, target: sa.Connection | Session) -> bool:
+        """Whether this batch was opened on ``target`` (the same Connection or Session)."""
+        return target is (self._session if self._session is not None else self._connection)
 
     def add(self, writer: Writer, row: PendingRow) -> None:
         """Buffer ``row`` for ``writer``, opening a transaction on the caller's connection first if
-        none is open (so the caller's ``commit()`` has one to commit)."""
+        none is open (so the caller's ``commit()`` has one to commit). After the block ended (a
+        task or thread that copied the block's context publishes later) the row is written at
+        once, on the connection, as it would have been inside the block."""
+        if self._closed:
+            with writing_in(self.connection):
+                writer(self.connection, [row])
+            return
         if not self._rows and not self.connection.in_transaction():
             # As a statement would: the caller's commit() must find a transaction to commit.
             with writing_in(self.connection):
@@ -57,9 +83,25 @@ class PendingBatch:
             writer(self.connection, rows)
 
     def drop(self) -> None:
-        """Forget every buffered row without writing it (a rollback or an exception out of the
-        block)."""
+        """Forget every buffered row without writing it (the caller rolled back)."""
         self._rows = {}
+
+    def close(self, failure: BaseException | None) -> None:
+        """The block ended: write what is buffered into the caller's transaction, which decides
+        their fate. When the block ended with ``failure`` and the write fails too (the
+        transaction is broken: PostgreSQL refuses statements after an error), ``failure``
+        propagates with a note saying the messages were not written."""
+        self._closed = True
+        if failure is None:
+            self.flush()
+            return
+        try:
+            self.flush()
+        except Exception as exc:
+            failure.add_note(
+                f"link-message-queue: the publish_on() block's messages were not written "
+                f"into the transaction ({type(exc).__name__}: {exc})"
+            )
 
 
 # The blocks open in this thread (or task), innermost last.
@@ -67,33 +109,35 @@ _open_batches: ContextVar[tuple[PendingBatch, ...]] = ContextVar("linkmq_open_ba
 
 
 @contextmanager
-def publish_on(connection: sa.Connection | Session) -> Iterator[sa.Connection]:
+def publish_on(connection: sa.Connection | Session) -> Iterator[sa.Connection | Session]:
     """Within the block, every ``linkmq+`` publish in this thread (or task) goes into
-    ``connection``'s transaction: visible when it commits, gone if it rolls back. Yields the
-    SQLAlchemy connection (a Session's own connection for a Session).
+    ``connection``'s transaction: visible when it commits, gone if it rolls back. Yields what it
+    was given. A Session's connection is taken at the first publish (so ``session.begin()``
+    may follow) and again after the Session commits.
 
     The block's messages are written together, in one multi-row statement, at the block's
-    end or just before the caller commits inside it (or opens a savepoint there), whichever
-    comes first; until then a query of the caller's own on the message table does not see
-    them (``queue.qsize()`` does). An exception out of the block drops them, and a rollback
-    drops those it covers. Errors of the write are SQLAlchemy's, raised from the block's end
-    or from the caller's ``commit()``."""
-    bound = connection.connection() if isinstance(connection, Session) else connection
-    _listen(bound.engine)
-    outer = _batch_of(bound)
-    if outer is not None:
-        # A nested block on the same connection starts on its own: its exception must drop
-        # only its own messages.
-        outer.flush()
-    batch = PendingBatch(bound)
+    end (however it ends) or just before the caller commits inside it (or opens a savepoint
+    there), whichever comes first; until then a query of the caller's own on the message table
+    does not see them (``queue.qsize()`` does). A rollback drops those it covers. Errors of the
+    write are SQLAlchemy's, raised from the block's end or from the caller's ``commit()``.
+
+    A generator that yields inside the block lends it to its caller until it resumes (Python
+    generators share their caller's context): publish there only what belongs in the block's
+    transaction."""
+    engine = connection.get_bind() if isinstance(connection, Session) else connection.engine
+    _listen(engine if isinstance(engine, sa.Engine) else engine.engine)
+    for outer in _open_batches.get():
+        if outer.targets(connection):
+            outer.flush()  # a nested block on the same target: the outer's messages go first
+    batch = PendingBatch(connection)
     token = _open_batches.set((*_open_batches.get(), batch))
     try:
-        yield bound
-    except BaseException:
-        batch.drop()
+        yield connection
+    except BaseException as failure:
+        batch.close(failure)
         raise
     else:
-        batch.flush()
+        batch.close(None)
     finally:
         _open_batches.reset(token)
 
@@ -113,16 +157,13 @@ def bound_connection() -> sa.Connection | None:
 
 def flush_pending(connection: sa.Connection) -> None:
     """Write the messages buffered for ``connection`` now (before reading its queues)."""
-    batch = _batch_of(connection)
-    if batch is not None:
+    for batch in _batches_of(connection):
         batch.flush()
 
 
-def _batch_of(connection: sa.Connection) -> PendingBatch | None:
-    for batch in _open_batches.get():
-        if batch.connection is connection:
-            return batch
-    return None
+def _batches_of(connection: sa.Connection) -> list[PendingBatch]:
+    """The open blocks writing on ``connection``, outermost first."""
+    return [batch for batch in _open_batches.get() if batch.writes_on(connection)]
 
 
 _listened: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
@@ -143,9 +184,10 @@ def _listen(engine: sa.Engine) -> None:
 
 
 def _write_before_commit(connection: sa.Connection) -> None:
-    batch = _batch_of(connection)
-    if batch is not None:
+    batches = _batches_of(connection)
+    for batch in batches:
         batch.flush()
+    if batches:
         # The rows' wake-ups are due with this commit, whichever listener ran first.
         after_commit.committing(connection)
 
@@ -156,8 +198,7 @@ def _write_before_savepoint(connection: sa.Connection, _name: str) -> None:
 
 
 def _drop_on_rollback(connection: sa.Connection) -> None:
-    batch = _batch_of(connection)
-    if batch is not None:
+    for batch in _batches_of(connection):
         batch.drop()
 
 

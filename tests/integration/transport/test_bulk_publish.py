@@ -6,6 +6,7 @@ real SQLite file and a real PostgreSQL."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import multiprocessing
 import socket
@@ -140,11 +141,11 @@ def test_publish_on__a_rollback_drops_the_blocks_messages(
 
 def _publish_then_fail(app: sa.Connection, queue: kombu.SimpleQueue) -> None:
     with publish_on(app):
-        queue.put("dropped")
+        queue.put("with the order")
         raise RuntimeError("the block failed")
 
 
-def test_publish_on__an_exception_out_of_the_block_drops_its_messages(
+def test_publish_on__after_an_exception_out_of_the_block_the_transaction_decides(
     broker: kombu.Connection, broker_url: str
 ) -> None:
     engine = _app_engine(broker_url)
@@ -157,8 +158,14 @@ def test_publish_on__an_exception_out_of_the_block_drops_its_messages(
     with engine.begin() as app:
         assert app.execute(sa.text("SELECT count(*) FROM orders")).scalar_one() == 1
         app.execute(sa.text("DROP TABLE orders"))
+    # The message commits with the order it was published beside (an outbox never holds one
+    # without the other); a block whose exception rolls the transaction back leaves neither.
+    bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "raised")]
+    assert bodies == ["with the order"]
+    with pytest.raises(RuntimeError), engine.begin() as app:
+        _publish_then_fail(app, queue)
     engine.dispose()
-    assert _messages(broker_url, "raised") == []
+    assert len(_messages(broker_url, "raised")) == 1
 
 
 def test_publish_on__a_commit_inside_the_block_writes_the_messages_first(
@@ -370,3 +377,45 @@ def test_publish__a_forked_child_leaves_its_parents_connection_alone(
     queue.close()
     bodies = sorted(json.loads(payload)["body"] for payload, _ in _messages(broker_url, "forked"))
     assert bodies == ["child", "parent after", "parent before"]
+
+
+def test_publish_on__a_session_keeps_publishing_after_it_commits_and_may_begin_inside(
+    broker: kombu.Connection, broker_url: str
+) -> None:
+    engine = _app_engine(broker_url)
+    with closing(_declared(broker, "session_twice")) as queue:
+        # A Session that commits inside the block, then publishes again and commits again
+        with Session(engine) as session, publish_on(session):
+            queue.put("first")
+            session.commit()
+            queue.put("second")
+            session.commit()
+        # and the usual `with session.begin()` inside the block
+        with Session(engine) as session, publish_on(session):
+            with session.begin():
+                queue.put("third")
+            with session.begin():
+                queue.put("rolled back")
+                session.rollback()
+    engine.dispose()
+    bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "session_twice")]
+    assert bodies == ["first", "second", "third"]
+
+
+def test_publish_on__a_publish_from_a_copied_context_after_the_block_is_never_lost(
+    broker: kombu.Connection, broker_url: str
+) -> None:
+    engine = _app_engine(broker_url)
+    with closing(_declared(broker, "late")) as queue, engine.connect() as app:
+        # A task started inside the block copies its context (asyncio.create_task, to_thread)
+        with publish_on(app):
+            queue.put("inside")
+            late = contextvars.copy_context()
+        app.commit()
+        # and publishes after the block ended, on the connection the application keeps open:
+        # the message goes into that connection's transaction, as inside the block
+        late.run(queue.put, "after the block")
+        app.commit()
+    engine.dispose()
+    bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "late")]
+    assert bodies == ["inside", "after the block"]

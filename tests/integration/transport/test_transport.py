@@ -381,3 +381,20 @@ def test_wakeup__postgres_notify_wakes_a_consumer_long_before_the_poll(
             message.ack()
     assert message.payload == 0
     assert waited_s < 10
+
+
+def test_transport__publish_on_the_same_sqlite_file_under_another_spelling_is_accepted(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The broker names the file by its absolute path, the application relative to its folder
+    monkeypatch.chdir(tmp_path)
+    broker_url = f"linkmq+sqlite:///{tmp_path / 'same.sqlite3'}"
+    app_engine = sa.create_engine("sqlite:///same.sqlite3", poolclass=sa.pool.NullPool)
+    with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as broker:
+        with closing(broker.SimpleQueue("same")) as queue:
+            with app_engine.begin() as app, publish_on(app):
+                queue.put("one file")
+            message = queue.get(timeout=5)
+            assert message.payload == "one file"
+            message.ack()
+    app_engine.dispose()
