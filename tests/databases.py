@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -99,3 +100,19 @@ def fresh_postgres_database(admin_url: str, label: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{safe_name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def sqlite_deferred_engine(url: str) -> sa.Engine:
+    """SQLAlchemy's pysqlite recipe for real transactions: a plain (DEFERRED) ``BEGIN``, as an
+    application that followed it would have (what ``sqlite_engine()`` replaces)."""
+    engine = sa.create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from link_message_queue.transport import DeferredTransactionError, publish_on, sqlite_engine
 
+from ..databases import sqlite_deferred_engine
 from .crash_app import app, work
 from .processes import wait_for
 from .test_worker_crash import Runs
@@ -26,21 +26,6 @@ BACKLOG = 2000
 BACKLOG_TASK_S = 0.02
 # A request's own work between its first read and its publish.
 REQUEST_WORK_S = 0.02
-
-
-def _recipe_engine(url: str) -> sa.Engine:
-    """SQLAlchemy's pysqlite recipe for real transactions: a plain (DEFERRED) BEGIN."""
-    engine = sa.create_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 def _count(engine: sa.Engine, sql: str) -> int:
@@ -65,7 +50,9 @@ def _requests(engine: sa.Engine, broker_url: str) -> list[Exception]:
     return failures
 
 
-@pytest.mark.parametrize("make_engine", [sqlite_engine, _recipe_engine], ids=["helper", "recipe"])
+@pytest.mark.parametrize(
+    "make_engine", [sqlite_engine, sqlite_deferred_engine], ids=["helper", "recipe"]
+)
 def test_sqlite_transactions__publish_while_a_worker_drains(
     sqlite_url: str,
     runs: Runs,

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import kombu
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.bridge.outbox import Outbox
@@ -23,24 +22,11 @@ from link_message_queue.transport import (
 )
 from link_message_queue.transport.schema import queue_tables
 
+from ...databases import sqlite_deferred_engine
+
 # How long the application's transaction lets the other writer go first (it takes
 # milliseconds; an IMMEDIATE transaction makes it wait until its commit instead).
 WRITER_WAIT_S = 2.0
-
-
-def _recipe_engine(url: str) -> sa.Engine:
-    """SQLAlchemy's pysqlite recipe for real transactions: a plain (DEFERRED) BEGIN."""
-    engine = sa.create_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-    return engine
 
 
 @pytest.fixture
@@ -88,7 +74,7 @@ def _size(broker: kombu.Connection) -> int:
 def test_sqlite_engine__deferred_transaction_refused_the_lock_says_what_to_do(
     broker: kombu.Connection, sqlite_url: str
 ) -> None:
-    app_engine = _recipe_engine(sqlite_url)
+    app_engine = sqlite_deferred_engine(sqlite_url)
     try:
         with pytest.raises(DeferredTransactionError) as raised:
             _publish_after_another_writer(app_engine, broker, sqlite_url)
@@ -158,7 +144,7 @@ def test_sqlite_engine__outbox_row_in_a_deferred_transaction_says_what_to_do(
     tables = queue_tables("linkmq_")
     with kombu.Connection("linkmq+" + sqlite_url) as broker:
         broker.connect()  # creates the tables
-    app_engine = _recipe_engine(sqlite_url)
+    app_engine = sqlite_deferred_engine(sqlite_url)
     try:
         outbox = Outbox(own_engine, tables)
         with app_engine.begin() as connection:
