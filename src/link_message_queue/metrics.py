@@ -2,7 +2,7 @@
 ``GET /metrics`` in the text exposition format (0.0.4), beside Flower's own task metrics.
 
 Everything is read from the database at scrape time, so one exporter serves every worker:
-queue depth, in flight, scheduled (ETA or retry back-off), oldest message age, dead letters,
+queue depth, in flight, scheduled (a tick-mode retry's back-off), oldest message age, dead letters,
 live consumers, processes by status, and what the last tick recorded (its lag and its consumer
 step's duration)."""
 
@@ -58,7 +58,11 @@ def render_metrics(
     status = read_status(engine, tables, always_listed)
     ready = _Family("queue_ready", "Messages ready to be consumed.")
     in_flight = _Family("queue_in_flight", "Messages leased to a consumer (in flight).")
-    scheduled = _Family("queue_scheduled", "Messages waiting for their ETA or a retry back-off.")
+    scheduled = _Family(
+        "queue_scheduled",
+        "Messages waiting for a tick-mode retry's back-off "
+        "(a task waiting for its ETA is held by a worker: in flight).",
+    )
     oldest = _Family("queue_oldest_message_age_seconds", "Age of the oldest message, seconds.")
     for queue in status.queues:
         ready.add(queue.ready, queue=queue.name)

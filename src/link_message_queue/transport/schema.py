@@ -29,8 +29,8 @@ SECONDS: sa.Double[float] = sa.Double()
 @dataclass(frozen=True)
 class QueueTables:
     """The transport's SQLAlchemy tables for one table-name ``prefix``, on one ``metadata``. The
-    schema itself is created by the Alembic migrations (``transport.migrate``), not from these
-    objects."""
+    schema itself is created by the Alembic migrations (``transport.migrate``), which today
+    build most tables from these objects (``ARCHITECTURE.md``, known debts)."""
 
     prefix: str
     metadata: sa.MetaData
