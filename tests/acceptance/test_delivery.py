@@ -81,7 +81,7 @@ def test_delivery__remote_control_answers_and_revokes_under_a_task_backlog(
     # multiplier 4, early acks) busy with it
     # (each task lasts longer than an inspect call, so a prefetched one is still waiting when
     # the inspect's answer comes)
-    task_ids = _publish(client, 200, duration_s=1.0)
+    task_ids = _publish(client, 200, duration_s=2.0)
     worker = start_worker(concurrency=1, prefetch_multiplier=4, acks_late=False)  # type: ignore[operator]
     wait_for(lambda: sum(runs.events("start").values()) >= 2, 60, "the worker to start tasks")
     inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
@@ -94,7 +94,9 @@ def test_delivery__remote_control_answers_and_revokes_under_a_task_backlog(
     # When a task it has prefetched but not started is revoked
     reserved = [request["id"] for request in (inspect.reserved() or {}).get(name, [])]
     assert reserved, "the worker holds no prefetched task"
-    revoked = task_ids.index(reserved[-1])
+    # The one it would start last (the reply lists them in no promised order, and is up to
+    # the reply time-out old): several 2 s tasks away from starting
+    revoked = max(task_ids.index(task_id) for task_id in reserved)
     assert revoked not in runs.events("start")
     client.control.revoke(task_ids[revoked])
 
