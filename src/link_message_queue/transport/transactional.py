@@ -64,8 +64,7 @@ class PendingBatch:
         task or thread that copied the block's context publishes later) the row is written at
         once, on the connection, as it would have been inside the block."""
         if self._closed:
-            with writing_in(self.connection):
-                writer(self.connection, [row])
+            writer(self.connection, [row])  # the writer translates a refused SQLite lock
             return
         if not self._rows and not self.connection.in_transaction():
             # As a statement would: the caller's commit() must find a transaction to commit.
