@@ -11,28 +11,10 @@ from pathlib import Path
 
 import link_message_queue
 import link_message_queue.transport
+from tests.import_arrows import absolute_module
 
 PACKAGE_DIR = Path(link_message_queue.__file__).parent
 TRANSPORT = "link_message_queue.transport"
-
-
-def _module_name(path: Path) -> str:
-    relative = path.relative_to(PACKAGE_DIR.parent).with_suffix("")
-    parts = list(relative.parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _absolute(node: ast.ImportFrom, path: Path) -> str:
-    """The absolute module of a ``from … import`` in the file at ``path``."""
-    if node.level == 0:
-        return node.module or ""
-    package = _module_name(path).split(".")
-    if path.name != "__init__.py":
-        package.pop()
-    base = package[: len(package) - (node.level - 1)]
-    return ".".join([*base, node.module] if node.module else base)
 
 
 def boundary_violations() -> Iterator[str]:
@@ -49,7 +31,7 @@ def boundary_violations() -> Iterator[str]:
                     if alias.name.startswith(f"{TRANSPORT}."):
                         yield f"{where}:{node.lineno}: import {alias.name}"
             elif isinstance(node, ast.ImportFrom):
-                module = _absolute(node, path)
+                module = absolute_module(node, path, PACKAGE_DIR)
                 if module.startswith(f"{TRANSPORT}."):
                     yield f"{where}:{node.lineno}: from {module} import ..."
                 elif module == TRANSPORT:
