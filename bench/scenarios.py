@@ -465,9 +465,9 @@ def bridge_throughput(
     workflow engine into a table."""
     from celery import Celery as _Celery
 
-    from link_message_queue.bridge.runtime import build_runtime
     from link_message_queue.celery_config import celery_config
     from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
+    from link_message_queue.runtime import build_runtime
     from link_message_queue.settings import Settings
 
     from .workflow_config import HANDLER, NODE, metadata, sink

@@ -13,12 +13,12 @@ from typing import Any
 from celery import Celery, signals
 
 from .bridge.errors import BridgeError, RetryLaterError
-from .bridge.runtime import Runtime, build_runtime
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
 from .engine import EngineError
 from .processor.errors import ProcessorError
+from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import Settings, SettingsError
 from .task_events import GroupedTaskEvents

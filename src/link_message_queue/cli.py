@@ -21,7 +21,6 @@ from celery import Celery
 from . import __version__
 from .bridge.dead_letters import DeadLetter
 from .bridge.errors import BridgeError
-from .bridge.runtime import Runtime, build_runtime
 from .celery_config import celery_config
 from .console import stopped
 from .demo import DemoError, run_demo
@@ -30,6 +29,7 @@ from .messages import InvalidMessageError, TickOccurred, decode_processing_messa
 from .metrics import render_metrics, serve
 from .processor.errors import ProcessorError
 from .processor.report import ProcessReport
+from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
 from .status import read_status, render

@@ -13,22 +13,22 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..engine import WorkflowEngine
-from ..processor.definitions import load_process_definitions, named_targets
-from ..processor.types import TypeRegistry
-from ..processor.workflow_processor import WorkflowProcessor
-from ..services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
-from ..settings import Settings
-from ..transport import MessageStore, TransportOptions, engine_for, queue_tables
-from .broker_step import BrokerStep
-from .consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
-from .dead_letters import DeadLetters
-from .errors import BridgeError
-from .outbox import Outbox, OutboxRelay, OutboxRow
-from .producer import Producer, enable_workflow_processor_message_queue, register_producer
-from .retries import RetryPolicy
-from .taskbody import WORKFLOW_TASK
-from .ticks import ConsumerTickListener, TickBus
+from .bridge.broker_step import BrokerStep
+from .bridge.consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
+from .bridge.dead_letters import DeadLetters
+from .bridge.errors import BridgeError
+from .bridge.outbox import Outbox, OutboxRelay, OutboxRow
+from .bridge.producer import Producer, enable_workflow_processor_message_queue, register_producer
+from .bridge.retries import RetryPolicy
+from .bridge.taskbody import WORKFLOW_TASK
+from .bridge.ticks import ConsumerTickListener, TickBus
+from .engine import WorkflowEngine
+from .processor.definitions import load_process_definitions, named_targets
+from .processor.types import TypeRegistry
+from .processor.workflow_processor import WorkflowProcessor
+from .services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
+from .settings import Settings
+from .transport import MessageStore, TransportOptions, engine_for, queue_tables
 
 if TYPE_CHECKING:
     from celery import Celery

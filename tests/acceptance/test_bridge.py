@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
-from link_message_queue.bridge.runtime import build_runtime
 from link_message_queue.celery_config import celery_config
 from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
+from link_message_queue.runtime import build_runtime
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 

@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
-from link_message_queue.bridge.runtime import WorkflowConfig, build_runtime
 from link_message_queue.celery_config import celery_config
 from link_message_queue.cli import main
 from link_message_queue.messages import TickOccurred
+from link_message_queue.runtime import WorkflowConfig, build_runtime
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 

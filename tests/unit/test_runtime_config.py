@@ -8,8 +8,8 @@ import pytest
 from celery import Celery
 
 from link_message_queue.bridge.errors import BridgeError
-from link_message_queue.bridge.runtime import WorkflowConfig, build_runtime, load_config
 from link_message_queue.engine import ChannelConfigError
+from link_message_queue.runtime import WorkflowConfig, build_runtime, load_config
 from link_message_queue.services import ServiceImportError
 from link_message_queue.settings import Settings
 

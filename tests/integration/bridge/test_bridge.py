@@ -16,7 +16,6 @@ from celery import Celery
 from link_message_queue.bridge.broker_step import BrokerStep
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
-from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
@@ -26,6 +25,7 @@ from link_message_queue.messages import (
     WorkflowMessage,
     encode,
 )
+from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.services import PRODUCER_SERVICE
 from link_message_queue.settings import Settings
 from link_message_queue.transport import publish_on, upgrade

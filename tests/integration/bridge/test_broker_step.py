@@ -13,10 +13,10 @@ import redis
 import sqlalchemy as sa
 from celery import Celery
 
-from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.bridge.taskbody import WORKFLOW_TASK
 from link_message_queue.celery_config import celery_config
 from link_message_queue.messages import encode
+from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 

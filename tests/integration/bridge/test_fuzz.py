@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from link_message_queue.bridge.errors import PoisonMessageError
-from link_message_queue.bridge.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.bridge.taskbody import workflow_body_from_row
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
@@ -27,6 +26,7 @@ from link_message_queue.messages import (
     decode_processing_message,
     encode,
 )
+from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 
