@@ -10,7 +10,7 @@ import os
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
-from link_message_queue.task_events import GroupedTaskEvents
+from link_message_queue.monitoring.task_events import GroupedTaskEvents
 
 from .task_records import record_slow, record_work
 

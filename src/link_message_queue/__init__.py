@@ -92,6 +92,6 @@ TRANSPORT_ALIASES.setdefault("linkmq", "link_message_queue.transport:Transport")
 if "flower.utils.broker" in sys.modules:
     # Inside `celery … flower` (Flower is loaded before the app): teach its broker page the
     # linkmq+ scheme. Nothing happens in any other process.
-    from .flower_broker import install as _install_flower_broker
+    from .monitoring.flower_broker import install as _install_flower_broker
 
     _install_flower_broker()

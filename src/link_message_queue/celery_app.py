@@ -17,11 +17,11 @@ from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
 from .engine import EngineError
+from .monitoring.task_events import GroupedTaskEvents
 from .processor.errors import ProcessorError
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import Settings, SettingsError
-from .task_events import GroupedTaskEvents
 from .transport import DriverMissingError, require_driver
 
 app = Celery("link_message_queue")

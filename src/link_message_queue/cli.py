@@ -26,13 +26,13 @@ from .console import stopped
 from .demo import DemoError, run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
-from .metrics import render_metrics, serve
+from .monitoring.metrics import render_metrics, serve
+from .monitoring.status import read_status, render
 from .processor.errors import ProcessorError
 from .processor.report import ProcessReport
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
-from .status import read_status, render
 from .text import one_line, table
 from .transport import (
     TransportError,

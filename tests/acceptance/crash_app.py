@@ -9,7 +9,7 @@ import time
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
-from link_message_queue.task_events import GroupedTaskEvents
+from link_message_queue.monitoring.task_events import GroupedTaskEvents
 
 # A worker on a host whose clock is off: time.time() runs this many seconds ahead (negative:
 # behind), set before Celery starts consuming; pool children inherit it.

@@ -10,7 +10,7 @@ import kombu
 import pytest
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
-from link_message_queue.flower_broker import LinkMqFlowerBroker
+from link_message_queue.monitoring.flower_broker import LinkMqFlowerBroker
 
 
 def test_flower_broker__lists_asked_application_and_workflow_queues_without_celery_internals(

@@ -15,8 +15,8 @@ import pytest
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.cli import main
-from link_message_queue.metrics import render_metrics
-from link_message_queue.status import read_status
+from link_message_queue.monitoring.metrics import render_metrics
+from link_message_queue.monitoring.status import read_status
 
 from .transport import processes
 

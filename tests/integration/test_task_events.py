@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
-from link_message_queue.task_events import _Flusher
+from link_message_queue.monitoring.task_events import _Flusher
 
 
 def test_task_events__a_group_refused_by_the_database_is_logged_kept_and_sent_later(
@@ -42,7 +42,9 @@ def test_task_events__a_group_refused_by_the_database_is_logged_kept_and_sent_la
             lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
             try:
                 lock.execute("BEGIN IMMEDIATE")
-                with caplog.at_level(logging.ERROR, logger="link_message_queue.task_events"):
+                with caplog.at_level(
+                    logging.ERROR, logger="link_message_queue.monitoring.task_events"
+                ):
                     for uuid in ("a", "b", "c"):
                         dispatcher.send("task-succeeded", uuid=uuid)
                     deadline = time.monotonic() + 10

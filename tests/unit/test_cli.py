@@ -12,8 +12,8 @@ import pytest
 import link_message_queue
 from link_message_queue.bridge.dead_letters import DeadLetter
 from link_message_queue.cli import dead_letter_table, main, show_dead_letter
+from link_message_queue.monitoring.status import QueueStatus, Status, render
 from link_message_queue.settings import VARIABLES
-from link_message_queue.status import QueueStatus, Status, render
 
 
 def test_cli__unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from .settings import Settings
-from .transport import MessageStore, TransportOptions, engine_for, queue_tables
+from ..settings import Settings
+from ..transport import MessageStore, TransportOptions, engine_for, queue_tables
 
 # Celery's own short-lived queues are left out of the listing.
 _INTERNAL_SUFFIXES = (".pidbox",)

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sqlalchemy as sa
 
-from .processor.schema import process_tables
+from ..processor.schema import process_tables
+from ..transport import QueueTables, masked, read_only
 from .status import read_status
-from .transport import QueueTables, masked, read_only
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
-from .text import table
-from .transport import TOUCH_INTERVAL_S, QueueTables, masked, read_database_now, read_only, states
+from ..text import table
+from ..transport import TOUCH_INTERVAL_S, QueueTables, masked, read_database_now, read_only, states
 
 
 @dataclass
