@@ -14,7 +14,7 @@ import time
 
 import sqlalchemy as sa
 
-from link_message_queue.demo_workflow import write_users_csv  # noqa: F401  (for the tests)
+from link_message_queue.demo.workflow import write_users_csv  # noqa: F401  (for the tests)
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import Payload, WorkflowMessage
 from link_message_queue.messages.names import WorkflowStep, workflow_message_name

@@ -23,7 +23,7 @@ from .bridge.dead_letters import DeadLetter
 from .bridge.errors import BridgeError
 from .celery_config import celery_config
 from .console import stopped
-from .demo import DemoError, run_demo
+from .demo.runner import DemoError, run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
 from .monitoring.metrics import render_metrics, serve

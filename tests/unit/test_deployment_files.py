@@ -5,6 +5,7 @@ non-root user, and `docker compose config` accepts the file where Docker Compose
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -59,6 +60,8 @@ def test_compose__environment_names_are_settings_and_values_parse() -> None:
     resolved = {key: _default(str(value)) for key, value in environment.items()}
     settings = Settings.from_env(resolved)
     assert settings.database_url.startswith("postgresql+psycopg://app:")
+    assert settings.config_module is not None
+    assert importlib.util.find_spec(settings.config_module) is not None, settings.config_module
     for service in LINK_SERVICES.values():
         assert service["environment"] == environment
 

@@ -26,17 +26,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from celery import Celery
 
-from .bridge.producer import Producer
-from .celery_config import celery_config
-from .demo_workflow import START, metadata, start_message, user_table, write_users_csv
-from .processor.schema import process_tables
-from .processor.state import FAILED, RUNNING
-from .settings import Settings
-from .transport import TransportOptions, engine_for, masked, queue_tables, upgrade
+from ..bridge.producer import Producer
+from ..celery_config import celery_config
+from ..processor.schema import process_tables
+from ..processor.state import FAILED, RUNNING
+from ..settings import Settings
+from ..transport import TransportOptions, engine_for, masked, queue_tables, upgrade
+from .workflow import START, metadata, start_message, user_table, write_users_csv
 
 # The demo's own pace unless the environment says otherwise: fast ticks, several messages each.
 DEMO_ENVIRONMENT = {
-    "LINK_MQ_CONFIG": "link_message_queue.demo_workflow",
+    "LINK_MQ_CONFIG": "link_message_queue.demo.workflow",
     "LINK_MQ_TICK_INTERVAL": "0.2",
     "LINK_MQ_MESSAGES_PER_TICK": "20",
     "LINK_MQ_RETRY_BACKOFF_S": "0.5",

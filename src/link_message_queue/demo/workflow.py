@@ -1,4 +1,4 @@
-"""The demo's workflow (``LINK_MQ_CONFIG=link_message_queue.demo_workflow``): import users from
+"""The demo's workflow (``LINK_MQ_CONFIG=link_message_queue.demo.workflow``): import users from
 a CSV file (``LINK_MQ_DEMO_CSV``) into the application table ``demo_user``, in chunks.
 
 A ``parallel_chunk`` process starts one sub-process per chunk of ``LINK_MQ_DEMO_CHUNK`` users;
@@ -14,11 +14,11 @@ from dataclasses import replace
 
 import sqlalchemy as sa
 
-from .engine import DispatchContext
-from .messages import Payload, WorkflowMessage
-from .messages.names import WorkflowStep, workflow_message_name
-from .processor.connectors import CsvSource, SqlTableTarget
-from .processor.types import TypeRegistry
+from ..engine import DispatchContext
+from ..messages import Payload, WorkflowMessage
+from ..messages.names import WorkflowStep, workflow_message_name
+from ..processor.connectors import CsvSource, SqlTableTarget
+from ..processor.types import TypeRegistry
 
 NODE = "localhost"
 SOURCE = "LinkMq\\Demo\\UserCsv"
