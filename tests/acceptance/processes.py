@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# Subprocesses import this checkout's code (src/, before any installed copy) and tests/.
+PYTHONPATH = os.pathsep.join([str(REPO / "src"), str(REPO)])
 
 
 class CeleryProcess:
@@ -25,7 +27,7 @@ class CeleryProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            env={**os.environ, "PYTHONPATH": PYTHONPATH, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -24,7 +24,7 @@ from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 
 from .bridge_config import HANDLER, NODE, handled, metadata
-from .processes import REPO, CeleryProcess, stop_all, wait_for
+from .processes import PYTHONPATH, CeleryProcess, stop_all, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -234,7 +234,7 @@ def test_bridge__demo_runs_end_to_end_on_the_embedded_default(tmp_path: Path) ->
     result = subprocess.run(
         [sys.executable, "-m", "link_message_queue.cli", "demo", "--users", "20"],
         cwd=tmp_path,
-        env={**environment, "PYTHONPATH": str(REPO)},
+        env={**environment, "PYTHONPATH": PYTHONPATH},
         capture_output=True,
         text=True,
         timeout=180,

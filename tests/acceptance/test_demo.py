@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .processes import REPO, wait_for
+from .processes import PYTHONPATH, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -39,7 +39,7 @@ class DemoRun:
         self.process = subprocess.Popen(
             [str(LINK_MQ), "demo"],
             cwd=folder,
-            env={**environment, "PYTHONPATH": str(REPO), **(extra_env or {})},
+            env={**environment, "PYTHONPATH": PYTHONPATH, **(extra_env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,

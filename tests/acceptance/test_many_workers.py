@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .processes import REPO, CeleryProcess, wait_for
+from .processes import PYTHONPATH, CeleryProcess, wait_for
 from .test_bridge import _dispatch, _handled
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.postgres]
@@ -29,7 +29,7 @@ def app_database_url(migrated_postgres_url: str) -> str:
 def _cli(environment: dict[str, str], *args: str, module: str = "link_message_queue.cli") -> str:
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
-        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        env={**os.environ, **environment, "PYTHONPATH": PYTHONPATH},
         capture_output=True,
         text=True,
         timeout=60,

@@ -22,7 +22,7 @@ from celery import Celery
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 
-from .processes import REPO, CeleryProcess, stop_all, wait_for
+from .processes import PYTHONPATH, REPO, CeleryProcess, stop_all, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -343,7 +343,7 @@ def test_monitoring__two_workers_pool_control_broadcast_revoke_and_celery_status
         status = subprocess.run(
             [sys.executable, "-m", "celery", "-A", "tests.acceptance.crash_app", "status"],
             cwd=REPO,
-            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            env={**os.environ, **env, "PYTHONPATH": PYTHONPATH},
             capture_output=True,
             text=True,
             timeout=60,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import REPO, CeleryProcess, stop_all
+from .processes import PYTHONPATH, REPO, CeleryProcess, stop_all
 
 pytestmark = pytest.mark.acceptance
 
@@ -72,7 +72,7 @@ def test_startup__a_config_that_cannot_work_stops_the_cli(
     result = subprocess.run(
         [sys.executable, "-m", "link_message_queue.cli", "tick"],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **_environment(tmp_path, module)},
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, **_environment(tmp_path, module)},
         capture_output=True,
         text=True,
         timeout=START_UP_S,

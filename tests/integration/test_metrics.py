@@ -35,7 +35,7 @@ def _exporter(environment: dict[str, str]) -> Iterator[str]:
     """A real `link-mq metrics --serve` process; yields the banner line that names its URL."""
     with subprocess.Popen(
         [sys.executable, "-m", "link_message_queue.cli", *SERVE],
-        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        env={**os.environ, **environment, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
