@@ -9,6 +9,7 @@ transport only from here, never from its modules (``tests/unit/test_transport_bo
 
 from . import states
 from .clock import database_now, read_database_now
+from .delivery import Deliveries, Delivery
 from .engines import (
     configure_sqlite_engine,
     engine_for,
@@ -20,12 +21,14 @@ from .engines import (
 from .errors import (
     DeferredTransactionError,
     DriverMissingError,
+    EnvelopeError,
+    LeaseLostError,
     PublishRefusedError,
     SchemaMissingError,
     TransportError,
     TransportOptionError,
 )
-from .leases import TOUCH_INTERVAL_S
+from .leases import TOUCH_INTERVAL_S, LeaseKeeper
 from .migrate import ensure_schema, upgrade
 from .options import DEFAULT_MAX_MESSAGE_BYTES, TransportOptions
 from .rows import ClaimedRow
@@ -40,7 +43,12 @@ __all__ = [
     "TOUCH_INTERVAL_S",
     "ClaimedRow",
     "DeferredTransactionError",
+    "Deliveries",
+    "Delivery",
     "DriverMissingError",
+    "EnvelopeError",
+    "LeaseKeeper",
+    "LeaseLostError",
     "MessageStore",
     "PublishRefusedError",
     "QueueTables",

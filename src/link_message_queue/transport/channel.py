@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import logging
 import os
 import re
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
+from . import envelope
 from .after_commit import wake_after_commit
 from .errors import PublishRefusedError, TransportError
 from .qos import LeaseQoS
@@ -33,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 # AMQP's delivery_mode for messages a broker may lose (kombu's "transient").
 _TRANSIENT = 1
-
-# The stored envelope's JSON, compact; one encoder, not one per message (json.dumps builds a new
-# one whenever an argument differs from its defaults).
-_ENVELOPE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # How long a process trusts the bindings it read; a publish that matches nothing reads again.
 _BINDINGS_CACHE_S = 1.0
@@ -97,20 +92,16 @@ class Channel(virtual.Channel):
     def _inplace_augment_message(
         self, message: dict[str, Any], exchange: str, routing_key: str
     ) -> None:
-        body = message["body"]
-        text = _as_text(body) if message.get("content-encoding") == "utf-8" else None
-        if text is not None:
-            message["body"], body_encoding = text, "utf-8"
-        else:
-            raw = body.encode("utf-8") if isinstance(body, str) else body
-            message["body"], body_encoding = base64.b64encode(raw).decode("ascii"), "base64"
+        message["body"], body_encoding = envelope.encode_body(
+            message["body"], message.get("content-encoding")
+        )
         properties = message["properties"]
         # No delivery tag here: a delivery gets "<row id>.<delivery count>" (see _to_message).
         properties["body_encoding"] = body_encoding
         properties["delivery_info"].update(exchange=exchange, routing_key=routing_key)
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        payload = _ENVELOPE_ENCODER.encode(message)
+        payload = envelope.encode(message)
         limit = self.connection.options.max_message_bytes
         if len(payload) > limit:
             raise PublishRefusedError(
@@ -461,22 +452,16 @@ class Channel(virtual.Channel):
                 self.leases.forget(rest)
                 raise
 
+    def decode_body(self, body: str, encoding: str | None = None) -> str | bytes:
+        """kombu ``Channel.decode_body``: a delivered message's stored body, read by
+        ``transport.envelope`` (text as it is, bytes for base64)."""
+        return envelope.decode_body(body, encoding)
+
     def _to_message(self, row: ClaimedRow) -> dict[str, Any]:
-        message: dict[str, Any] = json.loads(row.payload)
+        message = envelope.decode(row.payload)
         properties = message["properties"]
         properties["delivery_tag"] = f"{row.id}.{row.delivery_count}"
         if row.delivery_count > 1:
             message["redelivered"] = True
             properties["delivery_info"]["redelivered"] = True
         return message
-
-
-def _as_text(body: object) -> str | None:
-    if isinstance(body, str):
-        return body
-    if isinstance(body, bytes):
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return None

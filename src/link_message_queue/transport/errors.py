@@ -27,3 +27,13 @@ class DeferredTransactionError(TransportError):
     """A publish inside a SQLite transaction that began DEFERRED could not take the write lock:
     begin the application's transactions with BEGIN IMMEDIATE (``sqlite_engine(url)`` or
     ``configure_sqlite_engine(engine)`` in ``link_message_queue.transport``)."""
+
+
+class EnvelopeError(TransportError, ValueError):
+    """A stored message cannot be read: its envelope is not a kombu message in JSON, or its body
+    does not decode (``transport.envelope``)."""
+
+
+class LeaseLostError(TransportError):
+    """A delivery's lease ran out and was no longer this consumer's when it was completed: the
+    message may have been delivered to another consumer (``Delivery.complete``)."""

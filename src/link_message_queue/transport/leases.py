@@ -1,12 +1,15 @@
-"""Lease keeping: a live consumer renews the leases of the messages it holds, so a long task is
-never redelivered while its worker lives; and it deletes messages whose time-to-live ran out."""
+"""Lease keeping: a live consumer renews the leases of the messages (and the named locks) it
+holds, so a long task is never redelivered while its worker lives; and it deletes messages
+whose time-to-live ran out. One keeper per consumer: the channel's (kombu, worker mode) and a
+direct consumer's (``delivery.Deliveries``, tick mode) are both this class."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from .store import MessageStore
 
@@ -19,10 +22,11 @@ CONSUMER_GONE_AFTER_S = 30 * TOUCH_INTERVAL_S
 
 class LeaseKeeper:
     """A daemon thread that, every ``renew_interval_s`` seconds (at most ``TOUCH_INTERVAL_S``),
-    renews the leases (``lease_s`` seconds) of the message ids consumer ``owner`` holds and lists
-    the owner as a live consumer of ``active_queues()`` (which keeps those queues from expiring);
-    every ``cleanup_interval_s`` seconds it also deletes expired messages and unused queues.
-    Database errors in the thread are logged and retried on the next round; they never stop it."""
+    renews the leases (``lease_s`` seconds) of the message ids and named locks consumer ``owner``
+    holds and lists the owner as a live consumer of ``active_queues()`` (which keeps those queues
+    from expiring); every ``cleanup_interval_s`` seconds (never if None) it also deletes expired
+    messages and unused queues. Database errors in the thread are logged and retried on the next
+    round; they never stop it."""
 
     def __init__(
         self,
@@ -31,7 +35,7 @@ class LeaseKeeper:
         *,
         lease_s: float,
         renew_interval_s: float,
-        cleanup_interval_s: float,
+        cleanup_interval_s: float | None,
         active_queues: Callable[[], list[str]] = list,
     ) -> None:
         self.store = store
@@ -43,6 +47,10 @@ class LeaseKeeper:
         # Held message id -> time.monotonic() taken just before the statement that last set
         # its lease: the lease lasts at least until then + lease_s.
         self._held: dict[int, float] = {}
+        self._locks: set[str] = set()  # named locks (``MessageStore.try_lock``) held
+        # Renewing a lock and releasing it exclude each other: a renewal after the release
+        # would take the free lock again. Never held by a thread inside a transaction.
+        self._locks_renewal = threading.Lock()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,6 +69,24 @@ class LeaseKeeper:
         with self._lock:
             for message_id in ids:
                 self._held.pop(message_id, None)
+
+    @contextmanager
+    def locked(self, name: str) -> Iterator[bool]:
+        """Take the named lock (``MessageStore.try_lock``) for ``lease_s`` seconds and yield
+        whether it was taken; while the block runs the lock is renewed with the leases, and it is
+        released when the block ends. False (nothing held) when another owner holds it."""
+        if not self.store.try_lock(name, self.owner, self.lease_s):
+            yield False
+            return
+        with self._locks_renewal:
+            self._locks.add(name)
+        self.start()
+        try:
+            yield True
+        finally:
+            with self._locks_renewal:
+                self._locks.discard(name)
+                self.store.unlock(name, self.owner)
 
     def held(self) -> list[int]:
         """The ids of the messages whose leases this keeper renews, ascending."""
@@ -89,9 +115,11 @@ class LeaseKeeper:
                 )
 
     def renew_now(self) -> int:
-        """Extend the held leases; returns how many were extended. A held message whose row is
+        """Extend the held leases (and the named locks ``locked`` holds); returns how many message
+        leases were extended. A held message whose row is
         no longer ours was acked, released or deleted (its time-to-live ran out) meanwhile:
         it is forgotten, and a warning is logged only if its lease may have run out first."""
+        self._renew_locks()
         with self._lock:
             held = dict(self._held)
         if not held:
@@ -130,6 +158,16 @@ class LeaseKeeper:
                 extra={"action": "renew"},
             )
         return len(renewed)
+
+    def _renew_locks(self) -> None:
+        with self._locks_renewal:
+            for name in sorted(self._locks):
+                if not self.store.try_lock(name, self.owner, self.lease_s):
+                    logger.warning(
+                        "lock %s ran out before its renewal and another owner holds it now",
+                        name,
+                        extra={"action": "lock_lost", "lock": name},
+                    )
 
     def clean(self) -> None:
         """Drop expired messages and unused queues (one bounded batch each)."""
@@ -177,7 +215,7 @@ class LeaseKeeper:
             try:
                 self.renew_now()
                 self._say_alive()
-                if time.monotonic() >= next_cleanup:
+                if self._cleanup_interval_s is not None and time.monotonic() >= next_cleanup:
                     next_cleanup = time.monotonic() + self._cleanup_interval_s
                     self.clean()
             except Exception as exc:
