@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .bridge.broker_step import BrokerStep
-from .bridge.consumer import ConsumerStep, Forwarding, Step, WorkerConsumer
 from .bridge.dead_letters import DeadLetters
 from .bridge.errors import BridgeError
 from .bridge.outbox import Outbox, OutboxRelay, OutboxRow
 from .bridge.producer import Producer, enable_workflow_processor_message_queue, register_producer
 from .bridge.retries import RetryPolicy
+from .bridge.sources import BrokerStep
 from .bridge.taskbody import WORKFLOW_TASK
+from .bridge.tick_step import ConsumerStep, Forwarding, Step, WorkerConsumer
 from .bridge.ticks import ConsumerTickListener, TickBus
 from .engine import WorkflowEngine
 from .processor.definitions import load_process_definitions, named_targets

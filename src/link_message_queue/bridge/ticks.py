@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..messages import TickOccurred
-from .consumer import Step, StepResult
+from .tick_step import Step, StepResult
 
 logger = logging.getLogger(__name__)
 

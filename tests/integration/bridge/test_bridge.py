@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
-from link_message_queue.bridge.broker_step import BrokerStep
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
+from link_message_queue.bridge.sources import BrokerStep
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (

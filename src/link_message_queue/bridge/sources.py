@@ -13,11 +13,11 @@ from typing import Any
 from celery import Celery
 
 from ..transport import MessageStore
-from .consumer import STEP_LOCK, StepResult, WorkerConsumer
 from .dead_letters import POISON
 from .errors import PoisonMessageError, RetryLaterError
 from .outbox import Outbox
 from .taskbody import require_json_workflow_task, workflow_body_from_task_body
+from .tick_step import STEP_LOCK, StepResult, WorkerConsumer
 
 logger = logging.getLogger(__name__)
 
