@@ -93,7 +93,7 @@ def tick_occurred(self: Any) -> dict[str, Any]:
     """Publish a TickOccurred to the tick listeners: the built-in one runs a consumer step."""
     current = runtime()
     current.ticks.publish(tick_emitted(self.request.get(TICK_EMITTED_AT_HEADER)))
-    return current.consumer_listener.last_result.as_dict()
+    return current.step_listener.last_result.as_dict()
 
 
 @app.task(name=RELAY_TASK, ignore_result=True)

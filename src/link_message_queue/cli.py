@@ -265,7 +265,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _tick(runtime: Runtime) -> int:
     runtime.ticks.publish(TickOccurred())
-    print(json.dumps(runtime.consumer_listener.last_result.as_dict()))
+    print(json.dumps(runtime.step_listener.last_result.as_dict()))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Everything one process needs to carry workflow messages, built from the settings and the
 user's config module (``LINK_MQ_CONFIG``): engine, registry, workflow engine, producer,
-consumer step, worker consumer, tick listeners."""
+tick step (with its message source), worker-mode handler, tick listeners."""
 
 from __future__ import annotations
 
@@ -15,20 +15,29 @@ from typing import TYPE_CHECKING, Any
 
 from .bridge.dead_letters import DeadLetters
 from .bridge.errors import BridgeError
+from .bridge.forwarding import Forwarding
 from .bridge.outbox import Outbox, OutboxRelay, OutboxRow
 from .bridge.producer import Producer, enable_workflow_processor_message_queue, register_producer
 from .bridge.retries import RetryPolicy
-from .bridge.sources import BrokerStep
+from .bridge.sources import BrokerSource, DeliverySource
 from .bridge.taskbody import WORKFLOW_TASK
-from .bridge.tick_step import ConsumerStep, Forwarding, Step, WorkerConsumer
-from .bridge.ticks import ConsumerTickListener, TickBus
+from .bridge.tick_step import MessageSource, TickStep
+from .bridge.ticks import StepTickListener, TickBus
+from .bridge.worker_handler import WorkerHandler
 from .engine import WorkflowEngine
 from .processor.definitions import load_process_definitions, named_targets
 from .processor.types import TypeRegistry
 from .processor.workflow_processor import WorkflowProcessor
 from .services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
 from .settings import Settings
-from .transport import MessageStore, TransportOptions, engine_for, queue_tables
+from .transport import (
+    Deliveries,
+    LeaseKeeper,
+    MessageStore,
+    TransportOptions,
+    engine_for,
+    queue_tables,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -101,10 +110,10 @@ class Runtime:
     workflow_engine: WorkflowEngine
     producer: Producer
     dead_letters: DeadLetters
-    step: Step
-    worker: WorkerConsumer
+    step: TickStep
+    worker: WorkerHandler
     ticks: TickBus
-    consumer_listener: ConsumerTickListener
+    step_listener: StepTickListener
     outbox: Outbox
     relay: OutboxRelay
 
@@ -148,16 +157,24 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_s)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     forwarding = Forwarding(store, workflow_engine, dead_letters, settings.queue, policy)
-    worker = WorkerConsumer(forwarding)
-    step: Step = ConsumerStep(forwarding, lease_s=settings.lease_s, owner=owner)
+    worker = WorkerHandler(forwarding)
+    # The step's lock and the leases of the messages it holds, renewed by one keeper thread
+    # (started on first use); the worker's transport cleans the queues, not this one.
+    keeper = LeaseKeeper(
+        store,
+        owner,
+        lease_s=options.lease_s,
+        renew_interval_s=options.renew_interval_s,
+        cleanup_interval_s=None,
+    )
+    source: MessageSource = DeliverySource(Deliveries(keeper, settings.queue))
     if settings.uses_outbox:
         # The workflow queue lives in RabbitMQ or Redis: ticks take messages from there.
-        step = BrokerStep(
-            worker, app, outbox, queue=settings.queue, owner=owner, lease_s=settings.lease_s
-        )
+        source = BrokerSource(app, outbox, settings.queue)
+    step = TickStep(forwarding, source, keeper)
     relay = OutboxRelay(outbox, store, _publisher(app), owner=owner)
     ticks = TickBus()
-    listener = ConsumerTickListener(step, settings.messages_per_tick)
+    listener = StepTickListener(step, settings.messages_per_tick)
     ticks.subscribe(listener)
     for name in config.tick_listeners:
         extra = registry.get(name)

@@ -1,102 +1,120 @@
-"""Tick mode when the workflow queue lives in RabbitMQ or Redis (``LINK_MQ_BROKER_URL``): each
-tick's consumer step takes up to ``messages_per_tick`` messages from the broker with
-``basic_get``, runs each as worker mode does (the handler's transaction records the message
-uuid, so a redelivered duplicate is skipped) and acknowledges it only after that transaction
-committed. A failure is retried through the outbox, with back-off; a step that dies leaves its
-unacknowledged message to the broker, which delivers it again."""
+"""The tick step's two message sources (``tick_step.MessageSource``).
+
+``DeliverySource``: the workflow queue on the ``linkmq+`` database, through the transport's
+direct delivery API. A message is leased (renewed by the transport's lease keeper while its
+handler runs) and deleted in the handler's transaction; a retry hands it back in place, delayed.
+
+``BrokerSource``: the workflow queue in RabbitMQ or Redis (``LINK_MQ_BROKER_URL``), by
+``basic_get``. The handler's transaction records the message uuid (a redelivered duplicate is
+skipped) and the message is acknowledged only after it committed; a retry goes back through the
+outbox, with back-off. A step that dies leaves its unacknowledged message to the broker, which
+delivers it again."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Generator
 from typing import Any
 
+import sqlalchemy as sa
 from celery import Celery
 
-from ..transport import MessageStore
-from .dead_letters import POISON
-from .errors import PoisonMessageError, RetryLaterError
+from ..transport import Deliveries, Delivery
 from .outbox import Outbox
-from .taskbody import require_json_workflow_task, workflow_body_from_task_body
-from .tick_step import STEP_LOCK, StepResult, WorkerConsumer
-
-logger = logging.getLogger(__name__)
+from .taskbody import workflow_body
+from .tick_step import Received
 
 
-class BrokerStep:
-    """Tick mode's consumer step when the workflow queue lives in RabbitMQ or Redis: messages come
-    from Celery ``app``'s broker by ``basic_get`` and are acked after the handler's transaction
-    commits; failures are retried through ``outbox``. Steps never overlap: a database lock held by
-    ``owner`` for ``lease_s`` seconds guards them."""
+class _Delivered:
+    """A ``linkmq+`` delivery as the step receives it; dead-lettered as the stored row when its
+    workflow body cannot be read."""
 
-    def __init__(
-        self,
-        worker: WorkerConsumer,
-        app: Celery,
-        outbox: Outbox,
-        *,
-        queue: str,
-        owner: str,
-        lease_s: float,
-    ) -> None:
-        self.worker = worker
-        self.store: MessageStore = worker.store
+    deduplicate = False  # leased: no other consumer has it while it is held
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.attempt = delivery.attempt
+        self.text = delivery.payload
+
+    def workflow_body(self) -> str:
+        delivery = self.delivery
+        return workflow_body(delivery.headers.get("task"), delivery.content_type, delivery.body)
+
+    def complete(self, connection: sa.Connection) -> None:
+        self.delivery.complete(connection)
+
+    def retry(self, workflow_body: str, delay_s: float) -> None:
+        self.delivery.retry(delay_s)
+
+    def acknowledge(self) -> None:
+        """Nothing: ``complete`` deleted it in the transaction that committed."""
+
+
+class DeliverySource:
+    """The ``linkmq+`` workflow queue: ``deliveries`` (``transport.Deliveries``) takes its
+    messages one at a time."""
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self.deliveries = deliveries
+
+    def receive(self, limit: int) -> Generator[Received, None, None]:
+        """Up to ``limit`` deliveries, each claimed when the previous one was settled."""
+        for _ in range(limit):
+            delivery = self.deliveries.take()
+            if delivery is None:
+                return
+            yield _Delivered(delivery)
+
+
+class _Fetched:
+    """A message fetched from RabbitMQ or Redis as the step receives it; dead-lettered as its task
+    body when its workflow body cannot be read."""
+
+    deduplicate = True  # the broker may deliver it again: its uuid is recorded
+
+    def __init__(self, message: Any, outbox: Outbox, queue: str) -> None:
+        self.message = message
+        self.outbox = outbox
+        self.queue = queue
+        self.headers = message.headers or {}
+        self.attempt = int(self.headers.get("retries") or 0) + 1
+        body = message.body
+        self.text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+    def workflow_body(self) -> str:
+        return workflow_body(self.headers.get("task"), self.message.content_type, self.message.body)
+
+    def complete(self, connection: sa.Connection) -> None:
+        """Nothing in the transaction: acknowledged once it committed."""
+
+    def retry(self, workflow_body: str, delay_s: float) -> None:
+        # Back on the queue through the outbox: committed before the ack, so a crash between
+        # the two repeats the message (and its uuid skips the duplicate).
+        self.outbox.add(self.queue, workflow_body, countdown_s=delay_s, retries=self.attempt)
+        self.message.ack()
+
+    def acknowledge(self) -> None:
+        self.message.ack()
+
+
+class BrokerSource:
+    """The workflow ``queue`` in Celery ``app``'s broker (RabbitMQ or Redis); retries are
+    published again through ``outbox``."""
+
+    def __init__(self, app: Celery, outbox: Outbox, queue: str) -> None:
         self.app = app
         self.outbox = outbox
         self.queue = queue
-        self.owner = owner
-        self.lease_s = lease_s
 
-    def run(self, limit: int) -> StepResult:
-        """Handle up to ``limit`` messages; at once if another step runs or nothing waits."""
-        result = StepResult()
-        if not self.store.try_lock(STEP_LOCK, self.owner, self.lease_s):
-            result.busy = True
-            return result
-        try:
-            with (
-                self.app.connection_for_read() as connection,
-                connection.SimpleQueue(self.queue, no_ack=False) as queue,
-            ):
-                for _ in range(limit):
-                    try:
-                        message = queue.get(block=False)
-                    except queue.Empty:
-                        break
-                    self._handle(message, result)
-        finally:
-            self.store.unlock(STEP_LOCK, self.owner)
-        return result
-
-    def _handle(self, message: Any, result: StepResult) -> None:
-        headers = message.headers or {}
-        attempts = int(headers.get("retries") or 0) + 1
-        body_bytes = message.body
-        raw = (
-            body_bytes.decode("utf-8", "replace")
-            if isinstance(body_bytes, bytes)
-            else str(body_bytes)
-        )
-        try:
-            require_json_workflow_task(headers.get("task"), message.content_type)
-            body = workflow_body_from_task_body(raw)
-        except PoisonMessageError as exc:
-            self.worker.dead_letter(raw, None, POISON, exc, attempts)
-            message.ack()
-            result.dead_lettered += 1
-            result.errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        try:
-            outcome = self.worker.handle(body, attempts)
-        except RetryLaterError as retry:
-            # Back on the queue through the outbox: committed before the ack, so a crash
-            # between the two repeats the message (and its uuid skips the duplicate).
-            self.outbox.add(self.queue, body, countdown_s=retry.delay_s, retries=attempts)
-            message.ack()
-            result.retried += 1
-            result.errors.append(str(retry))
-            return
-        message.ack()
-        if outcome == "dead_lettered":
-            result.dead_lettered += 1
-        else:
-            result.processed += 1
+    def receive(self, limit: int) -> Generator[Received, None, None]:
+        """Up to ``limit`` messages by ``basic_get`` on one broker connection, opened for the
+        step and closed with the generator; raises the broker's connection errors."""
+        with (
+            self.app.connection_for_read() as connection,
+            connection.SimpleQueue(self.queue, no_ack=False) as queue,
+        ):
+            for _ in range(limit):
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    return
+                yield _Fetched(message, self.outbox, self.queue)

@@ -1,48 +1,35 @@
-"""Consuming workflow messages: the tick-driven consumer step, and worker mode's handler.
+"""Tick mode's step: on each tick, up to ``messages_per_tick`` workflow messages are taken from a
+message source and forwarded, each in ONE transaction on the application database that carries
+the handler's writes and the message's completion, so a crash or an error rolls all of it back.
+A failure is retried with back-off; after the last attempt, and at once for poison, the message
+moves to dead letters (``Forwarding.verdict``).
 
-Tick mode, on the linkmq+ transport: a step claims the next message (a lease that counts the
-attempt), then in ONE transaction on the application database runs the handler through the
-workflow engine and deletes the message, so the handler's own writes and the message's removal
-commit together; a crash or an error rolls all of it back. A failure is retried with back-off;
-after the last attempt, and at once for poison, the message moves to dead letters."""
+Two sources (``sources``): the ``linkmq+`` workflow queue through the transport's direct
+delivery API, and RabbitMQ/Redis by ``basic_get``. Steps never overlap: a named lock in the
+database, kept by the lease keeper while the step runs, guards them."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import sqlalchemy as sa
 
-from ..engine import EngineError, QueueLoopError, WorkflowEngine
-from ..messages import InvalidMessageError, ProcessingMessage, decode_processing_message
-from ..services import CONSUMER_SENDER, ServiceError
-from ..transport import ClaimedRow, MessageStore
-from .dead_letters import FAILED, POISON, DeadLetters
-from .errors import PoisonMessageError, RetryLaterError
-from .retries import RetryPolicy
-from .taskbody import workflow_body_from_row
+from ..messages import ProcessingMessage, decode_processing_message
+from ..transport import LeaseKeeper, LeaseLostError, MessageStore
+from .forwarding import Forwarding
 
 logger = logging.getLogger(__name__)
 
+# The lock's name in the database (its rows outlive this code: unchanged).
 STEP_LOCK = "consumer_step"
-
-# Failures that no retry can mend: the message or the configuration is wrong.
-_POISON_ERRORS = (
-    PoisonMessageError,
-    InvalidMessageError,
-    ServiceError,
-    QueueLoopError,
-    EngineError,
-)
 
 
 @dataclass
 class StepResult:
-    """What one consumer step did: messages ``processed``, ``retried`` and ``dead_lettered``;
+    """What one tick step did: messages ``processed``, ``retried`` and ``dead_lettered``;
     ``busy`` when another step held the lock (this one did nothing); ``errors`` as short texts."""
 
     processed: int = 0
@@ -56,241 +43,119 @@ class StepResult:
         return dict(self.__dict__)
 
 
-class Step(Protocol):
-    """One consumer step: take up to ``limit`` messages and forward them (tick mode)."""
+class Received(Protocol):
+    """One message a source handed to the step, held until the step settles it."""
 
-    store: MessageStore
+    attempt: int  # this delivery's attempt: 1 the first time
+    text: str  # what is dead-lettered when its workflow body cannot be read
+    deduplicate: bool  # record its uuid in the handler's transaction (the source may repeat it)
 
-    def run(self, limit: int) -> StepResult:
-        """Take up to ``limit`` messages and forward them; return what was done."""
+    def workflow_body(self) -> str:
+        """The workflow message JSON it carries; raises ``PoisonMessageError`` or
+        ``EnvelopeError`` when it carries none."""
 
+    def complete(self, connection: sa.Connection) -> None:
+        """Settle it inside ``connection``'s transaction, the one that carries its outcome;
+        raises ``LeaseLostError`` when it is no longer this step's."""
 
-@dataclass(frozen=True)
-class Forwarding:
-    """What both consumers share: where messages come from, where they go, and what happens
-    when they fail."""
+    def retry(self, workflow_body: str, delay_s: float) -> None:
+        """Hand it back, to be delivered again in ``delay_s`` seconds, committed at once."""
 
-    store: MessageStore
-    workflow_engine: WorkflowEngine
-    dead_letters: DeadLetters
-    queue: str
-    policy: RetryPolicy
-
-    def dead_letter(
-        self,
-        connection: sa.Connection,
-        *,
-        body: str,
-        message: ProcessingMessage | None,
-        reason: str,
-        error: BaseException,
-        attempts: int,
-    ) -> None:
-        """Record the message as a dead letter in ``connection``'s transaction, with its ``reason``,
-        the ``error`` (type, text, traceback) and how many ``attempts`` were made; ``message`` is
-        None when the body could not be decoded."""
-        self.dead_letters.add(
-            connection,
-            queue=self.queue,
-            body=body,
-            reason=reason,
-            error=error,
-            attempts=attempts,
-            message_name=message.name if message else None,
-            message_uuid=str(message.uuid) if message else None,
-        )
+    def acknowledge(self) -> None:
+        """Its outcome committed: let the source forget it."""
 
 
-def _log_consumed(message: ProcessingMessage) -> None:
-    logger.info(
-        "consumed %s -> %s",
-        message.name,
-        message.target,
-        extra={"action": "ack", "message_uuid": str(message.uuid)},
-    )
+class MessageSource(Protocol):
+    """Where a tick step's messages come from."""
+
+    def receive(self, limit: int) -> Generator[Received, None, None]:
+        """Up to ``limit`` messages, each taken when the previous one was settled; closing the
+        generator gives back what the source opened for the step."""
 
 
-class ConsumerStep:
-    """Tick mode on the ``linkmq+`` database: each step claims up to ``limit`` messages from the
-    workflow queue (leased for ``lease_s`` seconds to ``owner``) and forwards each in the handler's
-    transaction."""
+class TickStep:
+    """Tick mode's step over ``source``: messages are forwarded by ``forwarding``; ``keeper``
+    (``keeper.owner``, ``keeper.lease_s`` seconds) holds the step lock while the step runs."""
 
-    def __init__(self, forwarding: Forwarding, *, lease_s: float, owner: str) -> None:
+    def __init__(self, forwarding: Forwarding, source: MessageSource, keeper: LeaseKeeper) -> None:
         self.forwarding = forwarding
-        self.store = forwarding.store
-        self.policy = forwarding.policy
-        self.queue = forwarding.queue
-        self.lease_s = lease_s
-        self.owner = owner
+        self.source = source
+        self.keeper = keeper
+        self.store: MessageStore = forwarding.store
 
     def run(self, limit: int) -> StepResult:
-        """Handle up to ``limit`` messages; return at once if another step is running or the
-        queue is empty. Steps never overlap: a named lock in the database guards them."""
+        """Handle up to ``limit`` messages; return at once if another step is running or nothing
+        waits. Errors of a message's handler are counted in the result, never raised; database
+        or broker errors outside a handler propagate."""
         result = StepResult()
-        if not self.store.try_lock(STEP_LOCK, self.owner, self.lease_s):
-            result.busy = True
-            return result
-        try:
-            for _ in range(limit):
-                rows = self.store.claim(self.queue, self.owner, self.lease_s, 1)
-                if not rows:
-                    break
-                self._handle(rows[0], result)
-        finally:
-            self.store.unlock(STEP_LOCK, self.owner)
+        with self.keeper.locked(STEP_LOCK) as locked:
+            if not locked:
+                result.busy = True
+                return result
+            received = self.source.receive(limit)
+            try:
+                for message in received:
+                    self._handle(message, result)
+            finally:
+                received.close()
         return result
 
-    def _handle(self, row: ClaimedRow, result: StepResult) -> None:
-        with self._kept_alive(row.id):
-            self._handle_held(row, result)
-
-    @contextmanager
-    def _kept_alive(self, message_id: int) -> Iterator[None]:
-        """Renew the message's lease and the step lock while a handler runs longer than the
-        lease. Not on SQLite: there the step's transaction holds the database write lock, so
-        no one else can claim anyway (and a renewal would wait for that very lock)."""
-        if self.store.dialect == "sqlite":
-            yield
-            return
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(self.lease_s / 3):
-                try:
-                    self.store.renew([message_id], self.owner, self.lease_s)
-                    self.store.try_lock(STEP_LOCK, self.owner, self.lease_s)
-                except Exception as exc:
-                    logger.error(
-                        "renewing the step's lease failed: %s: %s",
-                        type(exc).__name__,
-                        exc,
-                        extra={"action": "renew"},
-                    )
-
-        keeper = threading.Thread(target=renew, name="linkmq-step-lease", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            keeper.join()
-
-    def _handle_held(self, row: ClaimedRow, result: StepResult) -> None:
-        body = row.payload
+    def _handle(self, received: Received, result: StepResult) -> None:
+        body = received.text
         message: ProcessingMessage | None = None
         try:
-            body = workflow_body_from_row(row.payload)
+            body = received.workflow_body()
             message = decode_processing_message(body)
-            with self.store.engine.begin() as connection:
-                self.forwarding.workflow_engine.dispatch(
-                    message,
-                    sender=CONSUMER_SENDER,
-                    connection=connection,
-                    attempt=row.delivery_count,
-                )
-                if not self.store.delete_leased(connection, row.id, self.owner):
-                    raise RuntimeError(f"lost the lease on message {row.id}: rolled back")
-        except _POISON_ERRORS as exc:
-            self._dead_letter(row, body, message, POISON, exc)
-            result.dead_lettered += 1
-            result.errors.append(f"{type(exc).__name__}: {exc}")
+            self.forwarding.forward(
+                message,
+                received.attempt,
+                deduplicate=received.deduplicate,
+                complete=received.complete,
+            )
         except Exception as exc:
             result.errors.append(f"{type(exc).__name__}: {exc}")
-            if self.policy.gives_up_after(row.delivery_count):
-                self._dead_letter(row, body, message, FAILED, exc)
+            verdict = self.forwarding.verdict(exc, received.attempt)
+            if verdict.reason is not None:
+                self._dead_letter(received, body, message, verdict.reason, exc)
                 result.dead_lettered += 1
-            else:
-                delay_s = self.policy.delay_s(row.delivery_count)
-                self.store.release([row.id], self.owner, delay_s)
-                result.retried += 1
-                logger.warning(
-                    "retry %s in %.1f s (attempt %d of %d): %s: %s",
-                    message.name if message else row.id,
-                    delay_s,
-                    row.delivery_count,
-                    self.policy.max_attempts,
-                    type(exc).__name__,
-                    exc,
-                    extra={"action": "retry", "attempt": row.delivery_count},
-                )
-        else:
-            result.processed += 1
-            _log_consumed(message)
+                return
+            received.retry(body, verdict.delay_s)
+            result.retried += 1
+            logger.warning(
+                "retry %s in %.1f s (attempt %d of %d): %s: %s",
+                message.name if message else "an undecoded message",
+                verdict.delay_s,
+                received.attempt,
+                self.forwarding.policy.max_attempts,
+                type(exc).__name__,
+                exc,
+                extra={"action": "retry", "attempt": received.attempt},
+            )
+            return
+        received.acknowledge()
+        result.processed += 1  # a duplicate too: it was processed before
 
     def _dead_letter(
         self,
-        row: ClaimedRow,
+        received: Received,
         body: str,
         message: ProcessingMessage | None,
         reason: str,
         error: BaseException,
     ) -> None:
-        with self.store.engine.begin() as connection:
-            if not self.store.delete_leased(connection, row.id, self.owner):
-                return  # someone else holds it now; they decide its fate
-            self.forwarding.dead_letter(
-                connection,
-                body=body,
-                message=message,
-                reason=reason,
-                error=error,
-                attempts=row.delivery_count,
-            )
-
-
-class WorkerConsumer:
-    """Worker mode: a Celery worker runs ``link.workflow_message`` itself. The handler's
-    transaction also records the message uuid, so a redelivered duplicate is skipped."""
-
-    def __init__(self, forwarding: Forwarding) -> None:
-        self.forwarding = forwarding
-        self.store = forwarding.store
-        self.policy = forwarding.policy
-
-    def handle(self, body: str, attempts: int) -> str:
-        """``processed``, ``duplicate`` or ``dead_lettered``; raises :class:`RetryLaterError`
-        when the task should be retried."""
-        message: ProcessingMessage | None = None
+        """The dead letter and the message's completion in one transaction; nothing when the
+        message is no longer this step's (its new holder decides its fate)."""
         try:
-            message = decode_processing_message(body)
             with self.store.engine.begin() as connection:
-                if not self.store.mark_processed(connection, str(message.uuid)):
-                    logger.info(
-                        "skip duplicate %s",
-                        message.uuid,
-                        extra={"action": "duplicate", "message_uuid": str(message.uuid)},
-                    )
-                    return "duplicate"
-                self.forwarding.workflow_engine.dispatch(
-                    message, sender=CONSUMER_SENDER, connection=connection, attempt=attempts
+                received.complete(connection)
+                self.forwarding.dead_letter(
+                    connection,
+                    body=body,
+                    message=message,
+                    reason=reason,
+                    error=error,
+                    attempts=received.attempt,
                 )
-        except _POISON_ERRORS as exc:
-            self.dead_letter(body, message, POISON, exc, attempts)
-            return "dead_lettered"
-        except Exception as exc:
-            if self.policy.gives_up_after(attempts):
-                self.dead_letter(body, message, FAILED, exc, attempts)
-                return "dead_lettered"
-            raise RetryLaterError(self.policy.delay_s(attempts), exc) from exc
-        _log_consumed(message)
-        return "processed"
-
-    def dead_letter(
-        self,
-        body: str,
-        message: ProcessingMessage | None,
-        reason: str,
-        error: BaseException,
-        attempts: int,
-    ) -> None:
-        """Record the message as a dead letter in a transaction of its own (see
-        ``Forwarding.dead_letter``)."""
-        with self.store.engine.begin() as connection:
-            self.forwarding.dead_letter(
-                connection,
-                body=body,
-                message=message,
-                reason=reason,
-                error=error,
-                attempts=attempts,
-            )
+        except LeaseLostError:
+            return
+        received.acknowledge()

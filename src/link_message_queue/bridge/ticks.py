@@ -1,5 +1,5 @@
 """TickOccurred: Celery beat's heartbeat. Each tick is published to the registered listeners;
-the built-in one runs a consumer step."""
+the built-in one runs a tick step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..messages import TickOccurred
-from .tick_step import Step, StepResult
+from .tick_step import StepResult, TickStep
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,16 @@ class TickBus:
             raise errors[0]
 
 
-class ConsumerTickListener:
-    """Runs one consumer step of up to ``messages_per_tick`` messages per tick."""
+class StepTickListener:
+    """Runs one tick step of up to ``messages_per_tick`` messages per tick."""
 
-    def __init__(self, step: Step, messages_per_tick: int) -> None:
+    def __init__(self, step: TickStep, messages_per_tick: int) -> None:
         self.step = step
         self.messages_per_tick = messages_per_tick
         self.last_result = StepResult()
 
     def on_tick(self, tick: TickOccurred) -> None:
-        """Run one consumer step of up to ``messages_per_tick`` messages, record the tick lag and
+        """Run one tick step of up to ``messages_per_tick`` messages, record the tick lag and
         step duration (seconds) as gauges, and log the step's counts."""
         started = time.time()
         self.last_result = self.step.run(self.messages_per_tick)

@@ -15,7 +15,7 @@ from celery import Celery
 
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
-from link_message_queue.bridge.sources import BrokerStep
+from link_message_queue.bridge.sources import BrokerSource
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
@@ -286,7 +286,7 @@ def test_runtime__another_broker_goes_through_the_outbox_and_ticks_read_the_brok
         {"LINK_MQ_DATABASE_URL": database_url, "LINK_MQ_BROKER_URL": "redis://localhost/0"}
     )
     runtime = build_runtime(Celery("x"), settings, WorkflowConfig({}, {}, False))
-    assert isinstance(runtime.step, BrokerStep)
+    assert isinstance(runtime.step.source, BrokerSource)
     assert runtime.producer.outbox is runtime.outbox
     assert runtime.producer.transactional
 
@@ -321,4 +321,4 @@ def test_ticks__registered_listeners_hear_every_tick(database_url: str) -> None:
     runtime.ticks.publish(tick)
 
     assert heard == [tick]
-    assert runtime.consumer_listener.last_result.processed == 0
+    assert runtime.step_listener.last_result.processed == 0

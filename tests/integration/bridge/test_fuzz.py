@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from link_message_queue.bridge.errors import PoisonMessageError
-from link_message_queue.bridge.taskbody import workflow_body_from_row
+from link_message_queue.bridge.taskbody import workflow_body
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
@@ -28,7 +28,8 @@ from link_message_queue.messages import (
 )
 from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.settings import Settings
-from link_message_queue.transport import upgrade
+from link_message_queue.transport import EnvelopeError, upgrade
+from link_message_queue.transport.envelope import body_of, decode
 
 HANDLER = "Fuzz\\Sink"
 NODE = "localhost"
@@ -129,8 +130,11 @@ def _broken_workflow(draw: st.DrawFn, valid: dict[str, Any]) -> str:
 
 def _inner_or_none(payload: str) -> str | None:
     try:
-        return workflow_body_from_row(payload)
-    except PoisonMessageError:
+        envelope = decode(payload)
+        headers = envelope.get("headers")
+        task = headers.get("task") if isinstance(headers, dict) else None
+        return workflow_body(task, envelope.get("content-type"), body_of(envelope))
+    except (PoisonMessageError, EnvelopeError):
         return None
 
 
