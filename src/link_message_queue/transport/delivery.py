@@ -56,11 +56,13 @@ class Delivery:
         return self.envelope.get("content-type")
 
     @property
-    def body(self) -> str | bytes:
-        """The body as the channel would deliver it: the text of a text body, the bytes of a
-        binary one (for a Celery task, its serialized ``[args, kwargs, embed]``). Raises
-        ``EnvelopeError`` when the envelope or its body cannot be read."""
-        return envelope.body_of(self.envelope)
+    def body(self) -> bytes:
+        """The body's bytes, as the channel delivers them (kombu's ``Message.body``): a text body
+        encoded as UTF-8, a binary one as published (for a Celery task, its serialized
+        ``[args, kwargs, embed]``). Raises ``EnvelopeError`` when the envelope or its body
+        cannot be read."""
+        body = envelope.body_of(self.envelope)
+        return body.encode("utf-8") if isinstance(body, str) else body
 
     def complete(self, connection: sa.Connection) -> None:
         """Delete the message in ``connection``'s transaction: it is gone when the caller commits,
