@@ -101,24 +101,29 @@ class Forwarding:
 
     def dead_letter(
         self,
-        connection: sa.Connection,
         *,
         body: str,
         message: ProcessingMessage | None,
         reason: str,
         error: BaseException,
         attempts: int,
+        complete: Callable[[sa.Connection], None] | None = None,
     ) -> None:
-        """Record the message as a dead letter in ``connection``'s transaction, with its ``reason``,
+        """Record the message as a dead letter in a transaction of its own, with its ``reason``,
         the ``error`` (type, text, traceback) and how many ``attempts`` were made; ``message`` is
-        None when the body could not be decoded."""
-        self.dead_letters.add(
-            connection,
-            queue=self.queue,
-            body=body,
-            reason=reason,
-            error=error,
-            attempts=attempts,
-            message_name=message.name if message else None,
-            message_uuid=str(message.uuid) if message else None,
-        )
+        None when the body could not be decoded. ``complete(connection)`` runs first in that
+        transaction (tick mode deletes the message there: both commit, or neither); what it
+        raises propagates and nothing is recorded."""
+        with self.store.engine.begin() as connection:
+            if complete is not None:
+                complete(connection)
+            self.dead_letters.add(
+                connection,
+                queue=self.queue,
+                body=body,
+                reason=reason,
+                error=error,
+                attempts=attempts,
+                message_name=message.name if message else None,
+                message_uuid=str(message.uuid) if message else None,
+            )

@@ -146,16 +146,14 @@ class TickStep:
         """The dead letter and the message's completion in one transaction; nothing when the
         message is no longer this step's (its new holder decides its fate)."""
         try:
-            with self.store.engine.begin() as connection:
-                received.complete(connection)
-                self.forwarding.dead_letter(
-                    connection,
-                    body=body,
-                    message=message,
-                    reason=reason,
-                    error=error,
-                    attempts=received.attempt,
-                )
+            self.forwarding.dead_letter(
+                body=body,
+                message=message,
+                reason=reason,
+                error=error,
+                attempts=received.attempt,
+                complete=received.complete,
+            )
         except LeaseLostError:
             return
         received.acknowledge()

@@ -15,8 +15,6 @@ class WorkerHandler:
 
     def __init__(self, forwarding: Forwarding) -> None:
         self.forwarding = forwarding
-        self.store = forwarding.store
-        self.policy = forwarding.policy
 
     def handle(self, body: str, attempts: int) -> str:
         """Forward the workflow message JSON ``body`` on its attempt ``attempts`` (1 the first
@@ -32,26 +30,8 @@ class WorkerHandler:
             verdict = self.forwarding.verdict(exc, attempts)
             if verdict.reason is None:
                 raise RetryLaterError(verdict.delay_s, exc) from exc
-            self.dead_letter(body, message, verdict.reason, exc, attempts)
+            self.forwarding.dead_letter(
+                body=body, message=message, reason=verdict.reason, error=exc, attempts=attempts
+            )
             return "dead_lettered"
         return "processed"
-
-    def dead_letter(
-        self,
-        body: str,
-        message: ProcessingMessage | None,
-        reason: str,
-        error: BaseException,
-        attempts: int,
-    ) -> None:
-        """Record the message as a dead letter in a transaction of its own (see
-        ``Forwarding.dead_letter``)."""
-        with self.store.engine.begin() as connection:
-            self.forwarding.dead_letter(
-                connection,
-                body=body,
-                message=message,
-                reason=reason,
-                error=error,
-                attempts=attempts,
-            )
