@@ -116,9 +116,9 @@ class LeaseKeeper:
 
     def renew_now(self) -> int:
         """Extend the held leases (and the named locks ``locked`` holds); returns how many message
-        leases were extended. A held message whose row is
-        no longer ours was acked, released or deleted (its time-to-live ran out) meanwhile:
-        it is forgotten, and a warning is logged only if its lease may have run out first."""
+        leases were extended. A held message whose row is no longer ours was acked, released or
+        deleted (its time-to-live ran out) meanwhile: it is forgotten, and a warning is logged
+        only if its lease may have run out first."""
         self._renew_locks()
         with self._lock:
             held = dict(self._held)
