@@ -239,6 +239,56 @@ def test_consumer_step__steps_do_not_overlap(runtime: Runtime) -> None:
     assert runtime.step.run(1).processed == 1
 
 
+@dataclass
+class SlowHandler:
+    """Runs three times the lease; meanwhile another consumer tries to claim the message and
+    another step to take the step lock (PostgreSQL: both on connections of their own)."""
+
+    runtime: Runtime | None = None
+    claimed_by_other: list[int] = field(default_factory=list)
+    other_step_ran: list[bool] = field(default_factory=list)
+
+    def handle(self, message: ProcessingMessage, context: DispatchContext) -> None:
+        assert self.runtime is not None
+        store, queue = self.runtime.store, self.runtime.settings.queue
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            self.claimed_by_other += [row.id for row in store.claim(queue, "other", 1.0, 1)]
+            self.other_step_ran.append(store.try_lock("consumer_step", "other step", 1.0))
+            time.sleep(0.2)
+
+
+def test_tick_step__a_handler_longer_than_the_lease_keeps_its_message_and_the_step_lock(
+    postgres_url: str,
+) -> None:
+    # Given a step whose leases last 1 s (the lease keeper renews them every third of it)
+    settings = Settings.from_env(
+        {
+            "LINK_MQ_DATABASE_URL": postgres_url,
+            "LINK_MQ_LEASE_S": "1",
+            "LINK_MQ_TABLE_PREFIX": f"t{uuid.uuid4().hex[:8]}_",
+        }
+    )
+    upgrade(sa.create_engine(postgres_url, poolclass=sa.pool.NullPool), settings.table_prefix)
+    app = Celery("slow")
+    app.conf.update(celery_config(settings))
+    slow = SlowHandler()
+    slow.runtime = build_runtime(
+        app, settings, WorkflowConfig(QUEUE_CHANNELS, {HANDLER: slow}, False)
+    )
+    slow.runtime.workflow_engine.dispatch(_item(1))
+
+    # When its handler runs three times as long
+    result = slow.runtime.step.run(1)
+
+    # Then the message was never another consumer's, nor the lock another step's, and it is done
+    assert (result.processed, result.errors) == (1, [])
+    assert slow.claimed_by_other == []
+    assert slow.other_step_ran
+    assert not any(slow.other_step_ran)
+    assert slow.runtime.store.size(settings.queue) == 0
+
+
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
 def test_producer__dispatch_in_the_callers_transaction(runtime: Runtime, outcome: str) -> None:
     with runtime.store.engine.connect() as connection:
