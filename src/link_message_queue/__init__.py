@@ -3,7 +3,7 @@ application's own database.
 
 The names an application needs are importable from here::
 
-    from link_message_queue import DispatchContext, WorkflowMessage, producer, publish_on
+    from link_message_queue import DispatchContext, WorkflowMessage, producer, publish_on, send_many
 
 Importing the package registers the kombu transport alias ``linkmq`` (``linkmq+<SQLAlchemy
 URL>``) and nothing else: the transport, the Celery app and the runtime are imported when first
@@ -19,6 +19,7 @@ from kombu.transport import TRANSPORT_ALIASES
 
 if TYPE_CHECKING:
     from .bridge.producer import Producer
+    from .bulk import send_many
     from .engine import DispatchContext
     from .messages import Payload, WorkflowMessage
     from .processor.handlers import WorkflowMessageHandler
@@ -39,6 +40,7 @@ __all__ = [
     "configure_sqlite_engine",
     "producer",
     "publish_on",
+    "send_many",
     "sqlite_engine",
 ]
 
@@ -52,6 +54,7 @@ _LAZY = {
     "WorkflowMessageHandler": ".processor.handlers",
     "configure_sqlite_engine": ".transport",
     "publish_on": ".transport",
+    "send_many": ".bulk",
     "sqlite_engine": ".transport",
 }
 
