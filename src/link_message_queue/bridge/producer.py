@@ -5,9 +5,10 @@ messages on the queue as Celery tasks. Any channel can name it as its ``message_
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..bulk import send_many
 from ..engine import DispatchContext
 from ..messages import ProcessingMessage, encode
 from ..services import CONSUMER_SENDER, PRODUCER_SERVICE, ServiceRegistry
@@ -62,6 +63,40 @@ class Producer:
             extra={"action": "enqueue", "message_uuid": str(message.uuid), "queue": self.queue},
         )
 
+    def dispatch_many(
+        self, messages: Sequence[ProcessingMessage], connection: sa.Connection
+    ) -> None:
+        """Queue ``messages``, in order, inside ``connection``'s transaction: visible when it
+        commits, gone if it rolls back. With linkmq+ they are one multi-row write (``send_many``
+        of the workflow task, when this app defines it; else one ``send_task`` each inside
+        ``publish_on``); with another broker, rows of the outbox. Raises ``BridgeError`` as
+        ``publish_body`` does, and the write's SQLAlchemy errors."""
+        bodies = [encode(message) for message in messages]
+        if self.outbox is not None:
+            for body in bodies:
+                self.outbox.add(self.queue, body, connection)
+        else:
+            self._check_transactional()
+            task = self.app.tasks.get(WORKFLOW_TASK)
+            if task is not None:
+                send_many(task, [(body,) for body in bodies], connection, queue=self.queue)
+            else:
+                with publish_on(connection):
+                    for body in bodies:
+                        self._send(body)
+        for message in messages:
+            logger.info(
+                "enqueue %s %s -> %s",
+                message.name,
+                message.origin,
+                message.target,
+                extra={
+                    "action": "enqueue",
+                    "message_uuid": str(message.uuid),
+                    "queue": self.queue,
+                },
+            )
+
     def publish_body(self, body: str, connection: sa.Connection | None = None) -> None:
         """Send a task ``body`` (JSON text) to the workflow queue: into the outbox when there is
         one, else to the broker; with ``connection``, in that transaction. Raises ``BridgeError``
@@ -73,13 +108,16 @@ class Producer:
         if connection is None:
             self._send(body)
             return
+        self._check_transactional()
+        with publish_on(connection):
+            self._send(body)
+
+    def _check_transactional(self) -> None:
         if not self.transactional:
             raise BridgeError(
                 "a transactional dispatch needs the linkmq+ broker in the application database; "
                 f"the broker here is {self.app.conf.broker_url.split('://')[0]}://…"
             )
-        with publish_on(connection):
-            self._send(body)
 
     def _send(self, body: str) -> None:
         self.app.send_task(WORKFLOW_TASK, args=(body,), queue=self.queue)

@@ -16,6 +16,7 @@ from celery import Celery
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
 from link_message_queue.bridge.sources import BrokerSource
+from link_message_queue.bridge.taskbody import WORKFLOW_TASK
 from link_message_queue.celery_config import celery_config
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
@@ -297,6 +298,31 @@ def test_producer__dispatch_in_the_callers_transaction(runtime: Runtime, outcome
         getattr(transaction, outcome)()
 
     assert _queued(runtime) == (1 if outcome == "commit" else 0)
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_producer__dispatch_many_in_the_callers_transaction(
+    runtime: Runtime, recorder: Recorder, outcome: str
+) -> None:
+    # The app defines the workflow task (as celery_app's does): send_many's one write
+    runtime.producer.app.task(name=WORKFLOW_TASK, shared=False)(_workflow_task)
+    with runtime.store.engine.connect() as connection:
+        transaction = connection.begin()
+        runtime.producer.dispatch_many([_item(number) for number in range(5)], connection)
+        getattr(transaction, outcome)()
+
+    if outcome == "rollback":
+        assert _queued(runtime) == 0
+        return
+    assert _queued(runtime) == 5
+    # … consumed as dispatch()'s messages are, in order
+    for _ in range(5):
+        assert runtime.step.run(1).processed == 1
+    assert recorder.seen == [0, 1, 2, 3, 4]
+
+
+def _workflow_task(body: str) -> None:
+    raise AssertionError("consumed by the consumer step here")
 
 
 def test_worker_consumer__retries_then_dead_letters_and_skips_duplicates(
