@@ -28,6 +28,7 @@ ROWS: list[tuple[str, str, bool]] = [
 COMPARISON_ROWS: list[tuple[str, str, bool]] = [
     ("publish_per_s", "publish one by one, msg/s", True),
     ("bulk_per_s", "publish in bulk, msg/s", True),
+    ("bulk_group_per_s", "publish in bulk as a Celery group, msg/s", True),
     ("drain_per_s", "drain {drain:,} trivial tasks, tasks/s", True),
     ("latency_p50_ms", "enqueue→start p50 at 20 msg/s, ms", False),
     ("latency_p99_ms", "enqueue→start p99 at 20 msg/s, ms", False),
