@@ -1,6 +1,12 @@
 """A channel's own connection for its publishes outside a caller's transaction: checked out
 of the pool once, in autocommit, one statement a message (server-side prepared on PostgreSQL).
 
+On PostgreSQL (psycopg) the prepared statement runs through libpq itself (``PQexecPrepared``
+on psycopg's ``pgconn``, text parameters): psycopg's cursor spent more of the publisher's CPU
+on each message (its query and parameter machinery, its non-blocking wait loop in Python)
+than the call itself (measured: 0.09 against 0.04 ms a message). libpq's call releases the GIL
+while it waits; a Ctrl-C during it is raised when the statement has returned.
+
 Why: through SQLAlchemy, each publish paid a pool checkout and check-in, a transaction
 bracket (empty in autocommit, yet Python work), a compiled-statement lookup and a result
 object; the statement itself (one INSERT, and its NOTIFY on PostgreSQL) is a fraction of that.
@@ -15,7 +21,9 @@ it nor returns it to the pool, since either would talk on its parent's socket.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -27,19 +35,29 @@ from .rows import PendingRow
 # A message's statement for the driver's cursor: (SQL, parameters).
 Statement = Callable[[PendingRow], tuple[str, Any]]
 
+# psycopg's named placeholders, which the libpq path turns into $1, $2, …
+_NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
+# SQLSTATE of PREPARE for a name the session has already: the same SQL (the name is its hash),
+# prepared by an earlier holder of this pooled connection.
+_DUPLICATE_PREPARED_STATEMENT = "42P05"
+
 
 class PutConnection:
     """Runs ``statement(row)`` once per message on a connection held from ``engine``, whose
-    connections must be in autocommit (each message commits alone). ``prepare``: ask the
-    driver (psycopg) to prepare the statement on the server."""
+    connections must be in autocommit (each message commits alone). ``prepare``: the driver is
+    psycopg 3 and ``statement`` gives SQL with ``%(name)s`` placeholders and a dict: the SQL
+    is prepared on the server once per connection and run through libpq."""
 
     def __init__(self, engine: sa.Engine, statement: Statement, *, prepare: bool) -> None:
         self._engine = engine
         self._statement = statement
-        self._options = {"prepare": True} if prepare else {}
+        self._prepare = prepare
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._held: sa.Connection | None = None
         self._cursor: Any = None
+        # libpq path, on the held connection: SQL -> (statement name, parameter names in $n
+        # order, the connection's client encoding).
+        self._prepared: dict[str, tuple[bytes, list[str], str]] = {}
         _open.add(self)
 
     def put(self, row: PendingRow) -> None:
@@ -48,10 +66,15 @@ class PutConnection:
         cursor = self._cursor if self._held is not None else self._open()
         sql, parameters = self._statement(row)
         try:
-            cursor.execute(sql, parameters, **self._options)
+            if self._prepare:
+                self._execute_prepared(cursor.connection, sql, parameters)
+            else:
+                cursor.execute(sql, parameters)
         except self._dbapi_error as exc:
             driver = cursor.connection
             lost = bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
+            pgconn = getattr(driver, "pgconn", None)
+            lost = lost or (pgconn is not None and pgconn.status != _CONNECTION_OK)
             if lost:
                 self._discard()
             raise sa.exc.DBAPIError.instance(
@@ -67,9 +90,31 @@ class PutConnection:
             self._discard()
             raise
 
+    def _execute_prepared(self, driver: Any, sql: str, parameters: dict[str, Any]) -> None:
+        """``sql`` with ``parameters`` as a prepared statement through libpq, in text format
+        (the server infers each parameter's type from the statement). Raises psycopg's errors."""
+        prepared = self._prepared.get(sql)
+        if prepared is None:
+            prepared = self._prepared[sql] = _prepare(driver, sql)
+        name, names, encoding = prepared
+        values = [
+            None if parameters[key] is None else str(parameters[key]).encode(encoding)
+            for key in names
+        ]
+        pgconn = driver.pgconn
+        result = pgconn.exec_prepared(name, values)
+        if result.status not in _SUCCEEDED:
+            errors = _psycopg_errors()
+            if pgconn.status != _CONNECTION_OK:
+                # As psycopg reports a lost connection: OperationalError (kombu retries it).
+                message = result.error_message or pgconn.error_message
+                raise errors.OperationalError(message.decode(encoding, "replace").strip())
+            raise errors.error_from_result(result, encoding=encoding)
+
     def close(self) -> None:
         """Give the connection back to the pool (with its autocommit reset)."""
         held, self._held, self._cursor = self._held, None, None
+        self._prepared = {}
         if held is not None:
             held.close()
 
@@ -85,16 +130,51 @@ class PutConnection:
 
     def _discard(self) -> None:
         held, self._held, self._cursor = self._held, None, None
+        self._prepared = {}
         if held is not None:
             held.invalidate()
             held.close()
 
     def _abandon_in_child(self) -> None:
         held, self._held, self._cursor = self._held, None, None
+        self._prepared = {}
         if held is not None:
             # Kept referenced for good: neither closed nor garbage-collected back into the pool.
             _inherited.append(held)
 
+
+def _prepare(driver: Any, sql: str) -> tuple[bytes, list[str], str]:
+    """PREPARE ``sql`` (``%(name)s`` placeholders) on psycopg connection ``driver`` under a
+    name derived from its text; returns that name, the parameter names in ``$n`` order and
+    the connection's client encoding (Python's name for it)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    text = _NAMED_PARAMETER.sub(number, sql)
+    name = f"linkmq_{hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]}"
+    encoding = driver.info.encoding
+    result = driver.pgconn.prepare(name.encode(), text.encode(encoding))
+    if result.status not in _SUCCEEDED:
+        error = _psycopg_errors().error_from_result(result, encoding=encoding)
+        if error.sqlstate != _DUPLICATE_PREPARED_STATEMENT:
+            raise error
+    return name.encode(), names, encoding
+
+
+def _psycopg_errors() -> Any:
+    import psycopg.errors  # noqa: PLC0415 - psycopg is only there when the URL asks for it
+
+    return psycopg.errors
+
+
+# libpq's status values (psycopg.pq), fixed by libpq's ABI: a statement that succeeded returned
+# rows or none (PGRES_TUPLES_OK 2, PGRES_COMMAND_OK 1); a usable connection (CONNECTION_OK 0).
+_SUCCEEDED = frozenset({1, 2})
+_CONNECTION_OK = 0
 
 _open: weakref.WeakSet[PutConnection] = weakref.WeakSet()
 _inherited: list[sa.Connection] = []

@@ -419,3 +419,29 @@ def test_publish_on__a_publish_from_a_copied_context_after_the_block_is_never_lo
     engine.dispose()
     bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "late")]
     assert bodies == ["inside", "after the block"]
+
+
+@pytest.mark.postgres
+def test_publish__a_refused_row_raises_sqlalchemys_error_and_the_next_publish_goes_through(
+    migrated_postgres_url: str,
+) -> None:
+    broker_url = "linkmq+" + migrated_postgres_url
+    with kombu.Connection(broker_url) as broker:
+        # Given a queue, published to once (the channel holds its connection and has prepared
+        # its statement)
+        queue = _declared(broker, "refused")
+        # When the database refuses a message (a queue name longer than the column takes)
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            broker.default_channel.basic_publish(
+                broker.default_channel.prepare_message("refused"),
+                exchange="",
+                routing_key="q" * 300,
+            )
+        # Then the error is SQLAlchemy's for the driver's (not a connection error: kombu must
+        # not retry it), and the channel publishes on afterwards
+        assert not isinstance(raised.value, sa.exc.OperationalError)
+        assert not raised.value.connection_invalidated
+        queue.put("after")
+        queue.close()
+    bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "refused")]
+    assert bodies == ["after"]
