@@ -235,16 +235,25 @@ def test_publish_on__a_celery_group_lands_whole_in_one_write(broker_url: str) ->
     assert len({created_at for _, created_at in messages[1:]}) == 1
 
 
+@contextmanager
+def _listening(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection that LISTENs to the queue's NOTIFY channel (``linkmq_message``)."""
+    listener = psycopg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(False),
+        autocommit=True,
+    )
+    try:
+        listener.execute('LISTEN "linkmq_message"')
+        yield listener
+    finally:
+        listener.close()
+
+
 @pytest.mark.postgres
 def test_publish_on__one_notify_per_queue_on_commit(migrated_postgres_url: str) -> None:
     broker_url = "linkmq+" + migrated_postgres_url
-    listener = psycopg.connect(
-        make_url(migrated_postgres_url).set(drivername="postgresql").render_as_string(False),
-        autocommit=True,
-    )
     engine = _app_engine(broker_url)
-    try:
-        listener.execute('LISTEN "linkmq_message"')
+    with _listening(migrated_postgres_url) as listener:
         with kombu.Connection(broker_url) as broker:
             orders, invoices = _declared(broker, "orders"), _declared(broker, "invoices")
             list(listener.notifies(timeout=0.5))  # the warm-ups' signals
@@ -256,9 +265,7 @@ def test_publish_on__one_notify_per_queue_on_commit(migrated_postgres_url: str) 
             signalled = [n.payload for n in listener.notifies(timeout=2)]
             orders.close()
             invoices.close()
-    finally:
-        listener.close()
-        engine.dispose()
+    engine.dispose()
     assert sorted(signalled) == ["invoices", "orders"]
 
 

@@ -9,16 +9,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from celery import Celery
-from sqlalchemy.engine import make_url
 
 from link_message_queue import send_many
 from link_message_queue.transport import TransportError, publish_on
 
-from .test_bulk_publish import _app_engine, _messages, _statements
+from .test_bulk_publish import _app_engine, _listening, _messages, _statements
 
 MESSAGES = 30
 
@@ -149,22 +147,15 @@ def test_send_many__one_notify_on_commit(migrated_postgres_url: str) -> None:
     app.conf.update(task_default_queue="bulk", broker_connection_retry_on_startup=False)
     add = _task(app)
     add.delay(0, 0.0)  # connects and declares the queue
-    listener = psycopg.connect(
-        make_url(migrated_postgres_url).set(drivername="postgresql").render_as_string(False),
-        autocommit=True,
-    )
     engine = _app_engine(broker_url)
-    try:
-        listener.execute('LISTEN "linkmq_message"')
+    with _listening(migrated_postgres_url) as listener:
         list(listener.notifies(timeout=0.5))  # the warm-up's signal
         with engine.begin() as connection:
             send_many(add, [(number, 0.0) for number in range(MESSAGES)], connection)
             assert list(listener.notifies(timeout=0.2)) == []  # nothing before the commit
         signalled = [notify.payload for notify in listener.notifies(timeout=2)]
-    finally:
-        listener.close()
-        engine.dispose()
-        app.close()
+    engine.dispose()
+    app.close()
     assert signalled == ["bulk"]
 
 
