@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine",),
     ("db",),  # engines, schema, migrations (issue 16 item 1)
     ("transport",),
+    ("bulk",),  # send_many: many Celery task messages in one write through the transport
     ("bridge",),  # carries workflow messages between the engine and the queue
     ("processor",),  # a service of the engine (WorkflowProcessor); the bridge does not know it
     ("settings",),  # LINK_MQ_*: read by the application layers only, never by the library below
