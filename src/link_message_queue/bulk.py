@@ -34,6 +34,22 @@ if TYPE_CHECKING:
 # (countdown, eta, expires) that Celery turns into headers and message TTLs per call.
 _REFUSED_OPTIONS = ("countdown", "eta", "expires")
 
+# Options kombu's Producer.publish and Celery's send_task_message take as parameters (the rest
+# become message properties); those send_many does not use are dropped, as they drop them.
+_PUBLISH_PARAMETERS = (
+    "exchange_type",
+    "mandatory",
+    "immediate",
+    "retry",
+    "retry_policy",
+    "declare",
+    "timeout",
+    "confirm_timeout",
+    "event_dispatcher",
+    "content_type",
+    "content_encoding",
+)
+
 # Argument types whose saferepr is their repr (numbers print as str(), equal to repr()).
 _PLAIN_REPR_TYPES = frozenset({int, float, bool, type(None)})
 
@@ -148,6 +164,16 @@ class _Batch:
             or conf.task_default_delivery_mode
         )
         self.priority = options.pop("priority", None)
+        # As send_task_message: the default exchange and the queue's name, unless the route
+        # names both an exchange and a routing key.
+        self.exchange = options.pop("exchange", None)
+        self.routing_key = options.pop("routing_key", None)
+        if not self.exchange or not self.routing_key:
+            self.exchange, self.routing_key = "", self.queue.name
+        elif not isinstance(self.exchange, str):
+            self.exchange = self.exchange.name
+        for name in _PUBLISH_PARAMETERS:
+            options.pop(name, None)
         # What is left becomes message properties, as in send_task_message.
         self.options = options
         self.properties = {**options, "delivery_mode": maybe_delivery_mode(delivery_mode)}  # type: ignore[no-untyped-call]
@@ -195,13 +221,13 @@ class _Batch:
             kwargsrepr=kwargsrepr,
         )
         properties.update(self.properties)
-        queue = self.queue.name
+        exchange, routing_key = self.exchange, self.routing_key
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(
                 sender=task.name,
                 body=body,
-                exchange="",
-                routing_key=queue,
+                exchange=exchange,
+                routing_key=routing_key,
                 declare=[self.queue],
                 headers=headers,
                 properties=properties,
@@ -216,10 +242,14 @@ class _Batch:
         message = channel.prepare_message(
             data, self.priority, content_type, content_encoding, headers, properties
         )
-        channel.basic_publish(message, exchange="", routing_key=queue)
+        channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(
-                sender=task.name, body=body, headers=headers, exchange="", routing_key=queue
+                sender=task.name,
+                body=body,
+                headers=headers,
+                exchange=exchange,
+                routing_key=routing_key,
             )
 
 

@@ -91,6 +91,30 @@ def test_send_many__stores_the_message_apply_async_stores(
     assert _without_task_id(by_send_many) == _without_task_id(by_apply_async)
 
 
+def test_send_many__follows_task_routes_to_an_exchange_as_apply_async_does(
+    app: Celery, broker_url: str
+) -> None:
+    # A route that names an exchange and a routing key: Celery publishes to that exchange (not
+    # the default one), and the queue's binding (Celery made it: exchange and key are the
+    # queue's name) carries the message to the queue
+    app.conf.task_routes = {
+        "bulk.add": {"queue": "routed", "exchange": "routed", "routing_key": "routed"}
+    }
+    add = _task(app)
+    engine = _app_engine(broker_url)
+    with engine.begin() as connection, publish_on(connection):
+        add.apply_async((1, 2.5))
+    with engine.begin() as connection:
+        send_many(add, [(1, 2.5)], connection)
+    engine.dispose()
+    by_apply_async, by_send_many = _stored(broker_url, "routed")
+    assert by_send_many["properties"]["delivery_info"] == {
+        "exchange": "routed",
+        "routing_key": "routed",
+    }
+    assert _without_task_id(by_send_many) == _without_task_id(by_apply_async)
+
+
 def test_send_many__kwargs_and_arguments_that_saferepr_shortens(
     app: Celery, broker_url: str
 ) -> None:
