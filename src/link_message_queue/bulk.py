@@ -221,17 +221,16 @@ class _Batch:
             kwargsrepr=kwargsrepr,
         )
         properties.update(self.properties)
-        exchange, routing_key = self.exchange, self.routing_key
+        route = {"exchange": self.exchange, "routing_key": self.routing_key}
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(
                 sender=task.name,
                 body=body,
-                exchange=exchange,
-                routing_key=routing_key,
                 declare=[self.queue],
                 headers=headers,
                 properties=properties,
                 retry_policy={},
+                **route,
             )
         # As kombu's Producer.publish: serialize, encode text, compress.
         content_type, content_encoding, data = serialization.dumps(body, serializer=self.serializer)  # type: ignore[no-untyped-call]
@@ -242,15 +241,9 @@ class _Batch:
         message = channel.prepare_message(
             data, self.priority, content_type, content_encoding, headers, properties
         )
-        channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
+        channel.basic_publish(message, **route)
         if signals.after_task_publish.receivers:
-            signals.after_task_publish.send(
-                sender=task.name,
-                body=body,
-                headers=headers,
-                exchange=exchange,
-                routing_key=routing_key,
-            )
+            signals.after_task_publish.send(sender=task.name, body=body, headers=headers, **route)
 
 
 def _argsrepr(args: tuple[Any, ...], maxsize: int, maxlevels: int) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from celery import Celery
+from celery import Celery, signals
 
 from link_message_queue import send_many
 from link_message_queue.transport import TransportError, publish_on
@@ -113,6 +113,31 @@ def test_send_many__follows_task_routes_to_an_exchange_as_apply_async_does(
         "routing_key": "routed",
     }
     assert _without_task_id(by_send_many) == _without_task_id(by_apply_async)
+
+
+def test_send_many__sends_the_publish_signals_per_message(app: Celery, broker_url: str) -> None:
+    add = _task(app)
+    seen: list[tuple[str, str, str, str, str]] = []
+
+    def before(sender: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        seen.append(("before", sender, kwargs["exchange"], kwargs["routing_key"], headers["id"]))
+
+    def after(sender: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        seen.append(("after", sender, kwargs["exchange"], kwargs["routing_key"], headers["id"]))
+
+    signals.before_task_publish.connect(before)
+    signals.after_task_publish.connect(after)
+    engine = _app_engine(broker_url)
+    try:
+        with engine.begin() as connection:
+            ids = send_many(add, [(1, 2.0), (3, 4.0)], connection)
+    finally:
+        signals.before_task_publish.disconnect(before)
+        signals.after_task_publish.disconnect(after)
+        engine.dispose()
+    assert seen == [
+        (stage, "bulk.add", "", "bulk", task_id) for task_id in ids for stage in ("before", "after")
+    ]
 
 
 def test_send_many__kwargs_and_arguments_that_saferepr_shortens(
