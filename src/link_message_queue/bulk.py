@@ -65,9 +65,13 @@ def send_many(
 ) -> list[str]:
     """Queue one call of ``task`` per item of ``arguments`` (each the call's positional
     arguments; ``kwargs``, if given, are every call's keyword arguments) inside
-    ``connection``'s transaction: all visible when it commits, all gone if it rolls back,
-    written with one multi-row statement and one wake-up per queue (PostgreSQL NOTIFY, or the
-    SQLite doorbell after the commit). Returns the task ids, in order.
+    ``connection`` (a SQLAlchemy Connection or Session, on the broker's database)'s
+    transaction: all visible when it commits, all gone if it rolls back. They are buffered
+    (in memory) and written together when this call returns, as ``publish_on`` writes a
+    block's messages: PostgreSQL one COPY after one statement that reads the clock and
+    signals the queue, SQLite multi-row INSERTs of up to 1,000 rows; one wake-up per queue
+    (PostgreSQL NOTIFY, SQLite's doorbell after the commit). Returns the task ids (UUID text),
+    in the order of ``arguments``.
 
     Each message is the one ``task.apply_async(args, kwargs, queue=queue, priority=priority)``
     would send: Celery task protocol 2, the same headers (a fresh ``id``, ``root_id`` and
@@ -75,10 +79,11 @@ def send_many(
     and properties (``correlation_id``, ``reply_to``, ``delivery_mode``, ``priority``). The
     route (``task_routes``, ``queue``) is resolved once, from the first call's arguments, so
     every call goes to the same queue, which must be bound to a direct exchange (Celery's
-    default). Not sent: Celery's ``task-sent`` events (``task_send_sent_event``) and the
-    deprecated ``task_sent`` signal; ``before_task_publish``/``after_task_publish`` are sent
-    per message when they have receivers. With ``task_always_eager`` each call runs at once
-    through ``apply_async``.
+    default); a route naming an exchange and a routing key publishes there, as Celery does.
+    Not sent: Celery's ``task-sent`` events (``task_send_sent_event``) and the deprecated
+    ``task_sent`` signal; ``before_task_publish``/``after_task_publish`` are sent per message
+    when they have receivers. With ``task_always_eager`` each call runs at once through
+    ``apply_async``.
 
     Raises ``TypeError`` for arguments the task does not accept (as ``apply_async`` does),
     ``ValueError`` for a task whose options ask for per-message timing (``countdown``,
