@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from . import states
+from .claim_connection import ClaimConnection
 from .clock import POSTGRESQL_NOW_SQL, database_now
 from .engines import read_only
 from .errors import TransportError
@@ -98,6 +99,18 @@ class MessageStore:
             self._copy_sql = self._batch_clock_sql = ""
             self._claim_sql = None
             self._take_sql = None
+        # PostgreSQL with psycopg: claims and takes on a held raw connection (claim_connection),
+        # their SQL in the driver's parameter style.
+        self._claims: ClaimConnection | None = None
+        self._raw_claim_sql = self._raw_take_sql = ""
+        if (
+            self._claim_sql is not None
+            and self._take_sql is not None
+            and engine.dialect.driver == "psycopg"
+        ):
+            self._claims = ClaimConnection(self._single)
+            self._raw_claim_sql = str(self._claim_sql.compile(dialect=engine.dialect))
+            self._raw_take_sql = str(self._take_sql.compile(dialect=engine.dialect))
 
     def now(self) -> sa.ColumnElement[float]:
         """The database's now, for one statement (see ``clock.database_now``)."""
@@ -399,19 +412,19 @@ class MessageStore:
         first, FIFO within a priority; delete the ``acked`` messages with it (acks ride along
         with the next claim: in its statement on PostgreSQL, just before it on SQLite). The
         lease ends ``lease_s`` seconds from now by the database's clock."""
-        rows: Sequence[Any]
+        rows: Sequence[Any] | None
         if self._claim_sql is not None:
-            with self._single.connect() as connection:
-                rows = connection.execute(
-                    self._claim_sql,
-                    {
-                        "acked": list(acked),
-                        "queue": queue,
-                        "limit": limit,
-                        "lease_s": lease_s,
-                        "owner": owner,
-                    },
-                ).all()
+            parameters = {
+                "acked": list(acked),
+                "queue": queue,
+                "limit": limit,
+                "lease_s": lease_s,
+                "owner": owner,
+            }
+            rows = self._fetch_raw(self._raw_claim_sql, parameters)
+            if rows is None:
+                with self._single.connect() as connection:
+                    rows = connection.execute(self._claim_sql, parameters).all()
         elif self._sqlite is not None:
             rows = self._sqlite.claim(queue, owner, lease_s, limit, acked)
         else:
@@ -424,11 +437,13 @@ class MessageStore:
         """Delete and return up to ``limit`` ready messages of ``queue``, in claim order: a
         delivery without acknowledgement (AMQP's no_ack), in one statement where the database
         can; ``acked`` as in ``claim``."""
-        rows: Sequence[Any]
+        rows: Sequence[Any] | None
         if self._take_sql is not None:
             parameters = {"acked": list(acked), "queue": queue, "limit": limit}
-            with self._single.connect() as connection:
-                rows = connection.execute(self._take_sql, parameters).all()
+            rows = self._fetch_raw(self._raw_take_sql, parameters)
+            if rows is None:
+                with self._single.connect() as connection:
+                    rows = connection.execute(self._take_sql, parameters).all()
         elif self._sqlite is not None:
             rows = self._sqlite.take(queue, limit, acked)
         else:
@@ -436,6 +451,19 @@ class MessageStore:
             self.ack([row.id for row in claimed])
             return claimed
         return _in_delivery_order(rows)
+
+    def _fetch_raw(self, sql: str, parameters: dict[str, Any]) -> Sequence[Any] | None:
+        """Rows of ``sql`` on the held claim connection; None where there is none or another
+        thread is using it (the caller then goes through SQLAlchemy)."""
+        if self._claims is None:
+            return None
+        return self._claims.fetch(sql, parameters)
+
+    def close(self) -> None:
+        """Give back the connection held for claims (PostgreSQL with psycopg); the store stays
+        usable (a later claim checks one out again)."""
+        if self._claims is not None:
+            self._claims.close()
 
     def _ready(self, queue: str, now: sa.ColumnElement[float], limit: int) -> sa.Select[tuple[int]]:
         """Ids of the next ``limit`` deliverable messages of ``queue``, in delivery order."""

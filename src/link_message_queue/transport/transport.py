@@ -203,6 +203,7 @@ class Transport(virtual.Transport):
             super().close_connection(connection)
         finally:
             self.leases.stop()
+            self.store.close()
             if self._listener is not None:
                 self._listener.stop()
                 self._listener = None
