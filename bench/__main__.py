@@ -1,6 +1,6 @@
 """``python -m bench`` (or ``make bench``): every scenario on kombu's sqla+, linkmq+ and Redis,
 then linkmq+ side by side with its PostgreSQL peers (procrastinate, Celery on kombu's pgmq
-transport, Celery+Redis) in rounds, in one run; prints ratios, writes
+transport, dramatiq-pg, PgQueuer, Celery+Redis) in rounds, in one run; prints ratios, writes
 ``bench/results/latest.{json,md,png}``.
 
 Needs the PostgreSQL of the test setup (127.0.0.1:5432, trust auth); Redis is used when it
@@ -194,7 +194,7 @@ def _peer_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("procrastinate", "pgmq", "redis"):
+    for package in ("procrastinate", "pgmq", "dramatiq", "dramatiq-pg", "pgqueuer", "redis"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

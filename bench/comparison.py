@@ -47,10 +47,11 @@ def publish_one_by_one(system: System, count: int) -> dict[str, float]:
 
 
 def publish_bulk(system: System, count: int) -> dict[str, float]:
-    """The system's bulk API; for linkmq+ also a Celery group inside ``publish_on()``
-    (``bulk_group_per_s``), the bulk path without an API of ours."""
+    """The system's bulk API (nothing for a system without one); for linkmq+ also a Celery
+    group inside ``publish_on()`` (``bulk_group_per_s``), the bulk path without an API of ours."""
     system.reset()
-    figures = {"bulk_per_s": system.publish_bulk(count)}
+    rate = system.publish_bulk(count)
+    figures = {} if rate is None else {"bulk_per_s": rate}
     publish_group = getattr(system, "publish_bulk_group", None)
     if publish_group is not None:
         system.reset()

@@ -131,8 +131,10 @@ def comparison_table(report: dict[str, Any]) -> list[str]:
         cells = []
         for peer in peers:
             theirs = results[peer].get(key)
-            if key == "crash_lost":  # a count: no ratio to 0
-                cells.append("–" if theirs is None else f"{theirs:g}")
+            if theirs is None:  # not measured: a system without that API (bulk)
+                cells.append("–")
+            elif key == "crash_lost":  # a count: no ratio to 0
+                cells.append(f"{theirs:g}")
             else:
                 cells.append(f"{_cell(theirs)} ({_ratio(ours[key], theirs, higher)})")
         ours_cell = f"{ours[key]:g}" if key == "crash_lost" else _cell(ours[key])

@@ -5,12 +5,15 @@ instead of it. Each is one small adapter behind ``System``, so the scenarios
 - ``CelerySystem``: Celery on a kombu broker: linkmq+, Redis, kombu's own ``pgmq`` transport
   (PGMQ, installed from the SQL script the ``pgmq`` package ships where the extension is not).
 - ``ProcrastinateSystem``: procrastinate, its own worker processes.
+- ``DramatiqPgSystem``: dramatiq on dramatiq-pg's PostgreSQL broker, dramatiq's CLI worker.
+- ``PgQueuerSystem``: PgQueuer, its own CLI worker processes.
 
 Every system gets its own fresh PostgreSQL database (Redis its own database number).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,9 +44,9 @@ class System(Protocol):
         """One untimed warm-up task, then ``count`` ``work`` tasks one by one (each committed on
         its own), at ``rate_per_s`` or as fast as it goes; returns messages per second."""
 
-    def publish_bulk(self, count: int) -> float:
+    def publish_bulk(self, count: int) -> float | None:
         """One untimed warm-up task, then ``count`` ``work`` tasks in one call of the system's
-        bulk API; returns messages per second."""
+        bulk API; returns messages per second (None: the system has no bulk API)."""
 
     def publish_slow(self, count: int, duration_s: float) -> None:
         """``slow`` tasks numbered 0 … ``count`` - 1 that each take ``duration_s``."""
@@ -199,7 +202,6 @@ class ProcrastinateSystem:
                 slow.defer(number=number, duration_s=duration_s)
 
     def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
-        log = (workdir / "procrastinate.log").open("ab")
         command = [
             sys.executable,
             "-m",
@@ -209,25 +211,201 @@ class ProcrastinateSystem:
             "--queues=bench",
             "--concurrency=1",
         ]
-        env = {
-            **os.environ,
-            "BENCH_PROCRASTINATE_DSN": self.dsn,
-            "BENCH_OUT": str(out),
-            "PYTHONPATH": f"{scenarios.REPO / 'src'}:{scenarios.REPO}",
-        }
-        processes = [
-            subprocess.Popen(
-                command,
-                cwd=scenarios.REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, for Worker.kill()
+        env = {"BENCH_PROCRASTINATE_DSN": self.dsn}
+        return _start_processes(command, env, workdir / "procrastinate.log", out, WORKER_PROCESSES)
+
+
+@dataclass(frozen=True)
+class DramatiqPgSystem:
+    """dramatiq on dramatiq-pg's broker with dramatiq's defaults (acks after the task, LISTEN/
+    NOTIFY, messages kept as done, a prefetch of twice the threads): dramatiq's CLI worker with
+    ``WORKER_PROCESSES`` processes of one thread each. Not a prefetch of 1 like the others:
+    dramatiq-pg's consumer then sleeps after every message, backing off up to 1 s (measured:
+    6 tasks/s). dramatiq has no bulk publish (its ``group`` enqueues one by one), so there is
+    no bulk figure."""
+
+    dsn: str  # libpq URL of its database
+    name: str = "dramatiq-pg"
+
+    def prepare(self) -> None:
+        import psycopg
+        from dramatiq_pg import generate_init_sql
+
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute(generate_init_sql())
+
+    def reset(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            connection.execute("TRUNCATE dramatiq.queue")
+
+    @contextmanager
+    def _broker(self) -> Iterator[Any]:
+        from .dramatiq_app import broker
+
+        opened = broker(self.dsn)
+        try:
+            yield opened
+        finally:
+            opened.close()
+            opened.pool.closeall()
+
+    def publish(self, count: int, rate_per_s: float | None = None) -> float:
+        from dramatiq import Message
+
+        def work() -> Message[Any]:
+            return Message(
+                queue_name="bench",
+                actor_name="bench.work",
+                args=(time.time(), 0.0),
+                kwargs={},
+                options={},
             )
-            for _ in range(WORKER_PROCESSES)
+
+        with self._broker() as broker:
+            broker.enqueue(work())  # warm-up
+            started = time.perf_counter()
+            for _ in scenarios.paced(count, rate_per_s):
+                broker.enqueue(work())
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    def publish_bulk(self, count: int) -> float | None:
+        return None
+
+    def publish_slow(self, count: int, duration_s: float) -> None:
+        from dramatiq import Message
+
+        with self._broker() as broker:
+            for number in range(count):
+                broker.enqueue(
+                    Message(
+                        queue_name="bench",
+                        actor_name="bench.slow",
+                        args=(number, duration_s),
+                        kwargs={},
+                        options={},
+                    )
+                )
+
+    def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
+        command = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "bench.dramatiq_app",
+            f"--processes={WORKER_PROCESSES}",
+            "--threads=1",
+            "--queues=bench",
         ]
-        log.close()  # the workers write to their own copies
-        return scenarios.Worker(processes, out)
+        env = {"BENCH_DRAMATIQ_DSN": self.dsn}
+        return _start_processes(command, env, workdir / "dramatiq.log", out, 1)
+
+
+@dataclass(frozen=True)
+class PgQueuerSystem:
+    """PgQueuer with its defaults (LISTEN/NOTIFY, a picked job whose worker sends no heartbeat
+    for 30 s is picked again) but batches of one job like the others' prefetch of 1:
+    ``WORKER_PROCESSES`` worker processes of one task at a time (bench/pgqueuer_app.py, as
+    ``pgq run`` runs them). Bulk is one
+    ``enqueue`` of lists (one statement)."""
+
+    dsn: str  # libpq URL of its database
+    name: str = "PgQueuer"
+
+    def _run(self, operation: Callable[[Any], Any]) -> None:
+        import asyncio
+
+        import psycopg
+        from pgqueuer import PsycopgDriver, Queries
+
+        async def run() -> None:
+            connection = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            async with connection:
+                await operation(Queries(PsycopgDriver(connection)))
+
+        asyncio.run(run())
+
+    def prepare(self) -> None:
+        self._run(lambda queries: queries.install())
+
+    def reset(self) -> None:
+        async def clear(queries: Any) -> None:
+            await queries.clear_queue()
+            await queries.clear_queue_log()
+
+        self._run(clear)
+
+    @contextmanager
+    def _queries(self) -> Iterator[Any]:
+        import psycopg
+        from pgqueuer.db import SyncPsycopgDriver
+        from pgqueuer.queries import SyncQueries
+
+        with psycopg.connect(self.dsn, autocommit=True) as connection:
+            yield SyncQueries(SyncPsycopgDriver(connection))
+
+    @staticmethod
+    def _payload(**kwargs: Any) -> bytes:
+        return json.dumps(kwargs).encode()
+
+    def publish(self, count: int, rate_per_s: float | None = None) -> float:
+        with self._queries() as queries:
+            queries.enqueue("bench.work", self._payload(sent_at=time.time(), duration_s=0.0))
+            started = time.perf_counter()
+            for _ in scenarios.paced(count, rate_per_s):
+                queries.enqueue("bench.work", self._payload(sent_at=time.time(), duration_s=0.0))
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    def publish_bulk(self, count: int) -> float | None:
+        with self._queries() as queries:
+            queries.enqueue("bench.work", self._payload(sent_at=time.time(), duration_s=0.0))
+            started = time.perf_counter()
+            payloads: list[bytes | None] = [
+                self._payload(sent_at=time.time(), duration_s=0.0) for _ in range(count)
+            ]
+            queries.enqueue(["bench.work"] * count, payloads, [0] * count)
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    def publish_slow(self, count: int, duration_s: float) -> None:
+        with self._queries() as queries:
+            for number in range(count):
+                queries.enqueue("bench.slow", self._payload(number=number, duration_s=duration_s))
+
+    def start_worker(self, workdir: Path, out: Path) -> scenarios.Worker:
+        command = [sys.executable, "-m", "bench.pgqueuer_app"]
+        env = {"BENCH_PGQUEUER_DSN": self.dsn}
+        return _start_processes(command, env, workdir / "pgqueuer.log", out, WORKER_PROCESSES)
+
+
+def _start_processes(
+    command: list[str], env: dict[str, str], log_path: Path, out: Path, count: int
+) -> scenarios.Worker:
+    """``count`` processes of ``command`` from the repository, with ``env`` added, writing
+    their tasks' records to ``out`` and their output to ``log_path``."""
+    log = log_path.open("ab")
+    environment = {
+        **os.environ,
+        **env,
+        "BENCH_OUT": str(out),
+        "PYTHONPATH": f"{scenarios.REPO / 'src'}:{scenarios.REPO}",
+    }
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=scenarios.REPO,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, for Worker.kill()
+        )
+        for _ in range(count)
+    ]
+    log.close()  # the processes write to their own copies
+    return scenarios.Worker(processes, out)
 
 
 def _work_stub(sent_at: float, duration_s: float) -> None:
@@ -299,6 +477,28 @@ def _procrastinate_system(database: str) -> ProcrastinateSystem:
     return system
 
 
+def _dramatiq_pg_system(database: str) -> DramatiqPgSystem:
+    try:
+        import dramatiq_pg  # noqa: F401
+    except ImportError as exc:
+        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+
+    system = DramatiqPgSystem(libpq_url(fresh_postgres(database)))
+    system.prepare()
+    return system
+
+
+def _pgqueuer_system(database: str) -> PgQueuerSystem:
+    try:
+        import pgqueuer  # noqa: F401
+    except ImportError as exc:
+        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+
+    system = PgQueuerSystem(libpq_url(fresh_postgres(database)))
+    system.prepare()
+    return system
+
+
 def comparison_systems(
     linkmq: Broker, database_prefix: str = "linkmq_bench"
 ) -> tuple[list[System], list[str]]:
@@ -309,10 +509,12 @@ def comparison_systems(
     peers: list[tuple[str, Callable[[str], System]]] = [
         ("procrastinate", _procrastinate_system),
         ("kombu-pgmq", _pgmq_system),
+        ("dramatiq-pg", _dramatiq_pg_system),
+        ("PgQueuer", _pgqueuer_system),
     ]
     for name, make in peers:
         try:
-            systems.append(make(f"{database_prefix}_{name.replace('-', '_')}"))
+            systems.append(make(f"{database_prefix}_{name.lower().replace('-', '_')}"))
         except PeerUnavailableError as exc:
             notes.append(f"{name} skipped: {exc}")
     redis = redis_brokers()
