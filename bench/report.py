@@ -47,7 +47,7 @@ def _ratio(ours: float | None, theirs: float | None, higher_is_better: bool) -> 
     if not ours or not theirs:
         return "–"
     ratio = ours / theirs if higher_is_better else theirs / ours
-    # Two significant digits below 0.1× (a bulk path 20 times faster is not "0.0×").
+    # Two significant digits below a tenth: a bulk path 20 times faster is not "0.0".
     return f"{ratio:.2g}×" if ratio < 0.1 else f"{ratio:,.1f}×"
 
 
