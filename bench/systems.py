@@ -13,6 +13,7 @@ Every system gets its own fresh PostgreSQL database (Redis its own database numb
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -468,37 +469,22 @@ def _pgmq_system(database: str) -> CelerySystem:
     )
 
 
-def _procrastinate_system(database: str) -> ProcrastinateSystem:
-    try:
-        import procrastinate  # noqa: F401
-    except ImportError as exc:
-        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+def _on_fresh_database(
+    module: str, system: Callable[[str], ProcrastinateSystem | DramatiqPgSystem | PgQueuerSystem]
+) -> Callable[[str], System]:
+    """A peer's maker: ``system`` (built from a libpq URL) on a fresh database, its schema
+    installed; ``PeerUnavailableError`` when its package ``module`` cannot be imported."""
 
-    system = ProcrastinateSystem(libpq_url(fresh_postgres(database)))
-    system.prepare()
-    return system
+    def make(database: str) -> System:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
+        made = system(libpq_url(fresh_postgres(database)))
+        made.prepare()
+        return made
 
-
-def _dramatiq_pg_system(database: str) -> DramatiqPgSystem:
-    try:
-        import dramatiq_pg  # noqa: F401
-    except ImportError as exc:
-        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
-
-    system = DramatiqPgSystem(libpq_url(fresh_postgres(database)))
-    system.prepare()
-    return system
-
-
-def _pgqueuer_system(database: str) -> PgQueuerSystem:
-    try:
-        import pgqueuer  # noqa: F401
-    except ImportError as exc:
-        raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
-
-    system = PgQueuerSystem(libpq_url(fresh_postgres(database)))
-    system.prepare()
-    return system
+    return make
 
 
 def comparison_systems(
@@ -509,10 +495,10 @@ def comparison_systems(
     systems: list[System] = [CelerySystem(linkmq)]
     notes: list[str] = []
     peers: list[tuple[str, Callable[[str], System]]] = [
-        ("procrastinate", _procrastinate_system),
+        ("procrastinate", _on_fresh_database("procrastinate", ProcrastinateSystem)),
         ("kombu-pgmq", _pgmq_system),
-        ("dramatiq-pg", _dramatiq_pg_system),
-        ("PgQueuer", _pgqueuer_system),
+        ("dramatiq-pg", _on_fresh_database("dramatiq_pg", DramatiqPgSystem)),
+        ("PgQueuer", _on_fresh_database("pgqueuer", PgQueuerSystem)),
     ]
     for name, make in peers:
         try:

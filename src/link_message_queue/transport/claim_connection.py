@@ -17,27 +17,24 @@ socket), and checks out its own.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
+from .put_connection import PutConnection
 
-class ClaimConnection:
+
+class ClaimConnection(PutConnection):
     """Runs prepared statements that return rows on one connection held from ``engine``
     (PostgreSQL with psycopg), whose connections must be in autocommit (each statement commits
-    alone); SQLAlchemy switches autocommit off again when the connection goes back."""
+    alone); SQLAlchemy switches autocommit off again when the connection goes back. Holding,
+    losing and forking as a channel's ``PutConnection``."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        super().__init__(engine, _no_put, prepare=False)
         self._lock = threading.Lock()
-        self._held: sa.Connection | None = None
-        self._cursor: Any = None
-        _open.add(self)
 
     def fetch(self, sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
         """Run ``sql`` (psycopg's ``%(name)s`` style) and return its rows, committed; None when
@@ -51,18 +48,7 @@ class ClaimConnection:
                 cursor.execute(sql, parameters, prepare=True)
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
             except self._dbapi_error as exc:
-                driver = cursor.connection
-                lost = bool(driver.closed or driver.broken)
-                if lost:
-                    self._discard()
-                raise sa.exc.DBAPIError.instance(
-                    sql,
-                    dict(parameters),
-                    exc,
-                    self._dbapi_error,
-                    dialect=self._engine.dialect,
-                    connection_invalidated=lost,
-                ) from exc
+                raise self._failed(cursor, sql, dict(parameters), exc) from exc
             except BaseException:
                 # Interrupted mid-statement: the connection's state is unknown.
                 self._discard()
@@ -75,44 +61,13 @@ class ClaimConnection:
         """Give the connection back to the pool (waits for a claim running in another
         thread); the next ``fetch`` checks one out again."""
         with self._lock:
-            held, self._held, self._cursor = self._held, None, None
-            if held is not None:
-                held.close()
+            super().close()
 
-    def _open(self) -> Any:
-        held = self._engine.connect()
-        try:
-            cursor = held.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        except BaseException:
-            held.close()
-            raise
-        self._held, self._cursor = held, cursor
-        return cursor
-
-    def _discard(self) -> None:
-        held, self._held, self._cursor = self._held, None, None
-        if held is not None:
-            held.invalidate()
-            held.close()
-
-    def _leave_to_parent(self) -> None:
-        # In a forked child: the held connection is the parent's; a claim in another thread of
-        # the parent may have held the lock at the fork.
-        if self._held is not None:
-            _inherited.append(self._held)
-        self._held, self._cursor = None, None
+    def _abandon_in_child(self) -> None:
+        # A claim in another thread of the parent may have held the lock at the fork.
+        super()._abandon_in_child()
         self._lock = threading.Lock()
 
 
-_open: weakref.WeakSet[ClaimConnection] = weakref.WeakSet()
-# Connections a forked child inherited: referenced for good, so that garbage collection never
-# returns them to a pool.
-_inherited: list[sa.Connection] = []
-
-
-def _leave_to_parents() -> None:
-    for claims in list(_open):
-        claims._leave_to_parent()
-
-
-os.register_at_fork(after_in_child=_leave_to_parents)
+def _no_put(row: Any) -> tuple[str, Any]:
+    raise TypeError("a ClaimConnection runs claims (fetch), not publishes")

@@ -71,24 +71,31 @@ class PutConnection:
             else:
                 cursor.execute(sql, parameters)
         except self._dbapi_error as exc:
-            driver = cursor.connection
-            lost = bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
-            pgconn = getattr(driver, "pgconn", None)
-            lost = lost or (pgconn is not None and pgconn.status != _CONNECTION_OK)
-            if lost:
-                self._discard()
-            raise sa.exc.DBAPIError.instance(
-                sql,
-                parameters,
-                exc,
-                self._dbapi_error,
-                dialect=self._engine.dialect,
-                connection_invalidated=lost,
-            ) from exc
+            raise self._failed(cursor, sql, parameters, exc) from exc
         except BaseException:
             # Interrupted mid-statement: the connection's state is unknown.
             self._discard()
             raise
+
+    def _failed(
+        self, cursor: Any, sql: str, parameters: Any, exc: Exception
+    ) -> sa.exc.StatementError:
+        """The driver's error ``exc`` from ``sql`` as SQLAlchemy's; a lost connection is
+        discarded first (the next statement checks out another)."""
+        driver = cursor.connection
+        lost = bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
+        pgconn = getattr(driver, "pgconn", None)
+        lost = lost or (pgconn is not None and pgconn.status != _CONNECTION_OK)
+        if lost:
+            self._discard()
+        return sa.exc.DBAPIError.instance(
+            sql,
+            parameters,
+            exc,
+            self._dbapi_error,
+            dialect=self._engine.dialect,
+            connection_invalidated=lost,
+        )
 
     def _execute_prepared(self, driver: Any, sql: str, parameters: dict[str, Any]) -> None:
         """``sql`` with ``parameters`` as a prepared statement through libpq, in text format
