@@ -97,9 +97,10 @@ class PutConnection:
             connection_invalidated=lost,
         )
 
-    def _execute_prepared(self, driver: Any, sql: str, parameters: dict[str, Any]) -> None:
+    def _execute_prepared(self, driver: Any, sql: str, parameters: dict[str, Any]) -> Any:
         """``sql`` with ``parameters`` as a prepared statement through libpq, in text format
-        (the server infers each parameter's type from the statement). Raises psycopg's errors."""
+        (the server infers each parameter's type from the statement); returns libpq's result
+        (``psycopg.pq`` ``PGresult``, values as text). Raises psycopg's errors."""
         prepared = self._prepared.get(sql)
         if prepared is None:
             prepared = self._prepared[sql] = _prepare(driver, sql)
@@ -117,6 +118,7 @@ class PutConnection:
                 message = result.error_message or pgconn.error_message
                 raise errors.OperationalError(message.decode(encoding, "replace").strip())
             raise errors.error_from_result(result, encoding=encoding)
+        return result
 
     def close(self) -> None:
         """Give the connection back to the pool (with its autocommit reset)."""
