@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from link_message_queue.db import engine_for
 from link_message_queue.transport import upgrade
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -558,10 +558,10 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
     """What the cleaner costs beside ``live`` waiting messages: an idle round (nothing expired),
     and rounds removing ``expired`` messages whose time-to-live ran out (the longest round bounds
     how long it holds its locks)."""
-    from link_message_queue.transport.engines import engine_for
+    from link_message_queue.db import engine_for
+    from link_message_queue.db.schema import queue_tables
     from link_message_queue.transport.options import TransportOptions
     from link_message_queue.transport.rows import PendingRow
-    from link_message_queue.transport.schema import queue_tables
     from link_message_queue.transport.store import MessageStore
 
     assert broker.database_url is not None

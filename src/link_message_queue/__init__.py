@@ -20,11 +20,12 @@ from kombu.transport import TRANSPORT_ALIASES
 if TYPE_CHECKING:
     from .bridge.producer import Producer
     from .bulk import send_many
+    from .db import configure_sqlite_engine, sqlite_engine
     from .engine import DispatchContext
     from .messages import Payload, WorkflowMessage
     from .processor.handlers import WorkflowMessageHandler
     from .settings import Settings
-    from .transport import configure_sqlite_engine, publish_on, sqlite_engine
+    from .transport import publish_on
 
 # The one source of the version: pyproject.toml reads it from here (hatch's dynamic version),
 # so the package, the CLI and the installed metadata agree without reading metadata at import.
@@ -52,10 +53,10 @@ _LAZY = {
     "Settings": ".settings",
     "WorkflowMessage": ".messages",
     "WorkflowMessageHandler": ".processor.handlers",
-    "configure_sqlite_engine": ".transport",
+    "configure_sqlite_engine": ".db",
     "publish_on": ".transport",
     "send_many": ".bulk",
-    "sqlite_engine": ".transport",
+    "sqlite_engine": ".db",
 }
 
 

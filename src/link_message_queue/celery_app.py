@@ -16,13 +16,13 @@ from .bridge.errors import BridgeError, RetryLaterError
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
+from .db import DriverMissingError, after_fork_in_child, require_driver
 from .engine import EngineError
 from .monitoring.task_events import GroupedTaskEvents
 from .processor.errors import ProcessorError
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import Settings, SettingsError
-from .transport import DriverMissingError, require_driver
 
 app = Celery("link_message_queue")
 _config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")
@@ -51,16 +51,24 @@ def _require_database_drivers(**_: Any) -> None:
 
 
 _runtime: Runtime | None = None
-_runtime_pid: int | None = None
 
 
 def runtime() -> Runtime:
     """This process's runtime, built on first use (and again in a forked child)."""
-    global _runtime, _runtime_pid  # noqa: PLW0603 - one runtime per process by design
-    if _runtime is None or _runtime_pid != os.getpid():
+    global _runtime  # noqa: PLW0603 - one runtime per process by design
+    if _runtime is None:
         _runtime = build_runtime(app, Settings.from_env())
-        _runtime_pid = os.getpid()
     return _runtime
+
+
+def _forget_runtime() -> None:
+    global _runtime  # noqa: PLW0603 - see runtime()
+    _runtime = None
+
+
+# A forked child (a prefork pool process) builds its own runtime: new owner ids, its own
+# consumer step and connections (db.database is where fork-safety lives).
+after_fork_in_child(_forget_runtime)
 
 
 @signals.worker_init.connect

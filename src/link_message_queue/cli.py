@@ -23,6 +23,7 @@ from .bridge.dead_letters import DeadLetter
 from .bridge.errors import BridgeError
 from .celery_config import celery_config
 from .console import stopped
+from .db import database_for, ensure_schema, masked, queue_tables, upgrade
 from .demo.runner import DemoError, run_demo
 from .engine import EngineError
 from .messages import InvalidMessageError, TickOccurred, decode_processing_message
@@ -34,15 +35,7 @@ from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
 from .text import one_line, table
-from .transport import (
-    TransportError,
-    TransportOptions,
-    engine_for,
-    ensure_schema,
-    masked,
-    queue_tables,
-    upgrade,
-)
+from .transport import TransportError, TransportOptions
 
 DESCRIPTION = (
     "link-mq: the command line of link-message-queue (workflow messages as Celery tasks on a "
@@ -224,7 +217,8 @@ def _engine(settings: Settings, *, require_schema: bool = True) -> sa.Engine:
     """The application database's engine, its tables checked as a worker checks them: the
     embedded SQLite default creates them on use; elsewhere (with ``require_schema``, which
     connects) a missing schema says to run ``link-mq db upgrade``."""
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    options = TransportOptions(table_prefix=settings.table_prefix)
+    engine = database_for(settings.database_url, options).engine
     if require_schema or engine.dialect.name == "sqlite":
         ensure_schema(engine, settings.table_prefix)
     return engine
@@ -238,8 +232,8 @@ def _runtime(settings: Settings) -> Runtime:
 
 
 def _db_upgrade(database_url: str, settings: Settings) -> int:
-    engine = engine_for(database_url, TransportOptions(table_prefix=settings.table_prefix))
-    revision = upgrade(engine, settings.table_prefix)
+    options = TransportOptions(table_prefix=settings.table_prefix)
+    revision = upgrade(database_for(database_url, options).engine, settings.table_prefix)
     print(f"link-mq: {masked(database_url)} is at schema revision {revision}")
     return 0
 

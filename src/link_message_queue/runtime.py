@@ -24,20 +24,14 @@ from .bridge.taskbody import WORKFLOW_TASK
 from .bridge.tick_step import MessageSource, TickStep
 from .bridge.ticks import StepTickListener, TickBus
 from .bridge.worker_handler import WorkerHandler
+from .db import database_for
 from .engine import WorkflowEngine
 from .processor.definitions import load_process_definitions, named_targets
 from .processor.types import TypeRegistry
 from .processor.workflow_processor import WorkflowProcessor
 from .services import WORKFLOW_PROCESSOR_SERVICE, ServiceRegistry
 from .settings import Settings
-from .transport import (
-    Deliveries,
-    LeaseKeeper,
-    MessageStore,
-    TransportOptions,
-    engine_for,
-    queue_tables,
-)
+from .transport import Deliveries, LeaseKeeper, MessageStore, TransportOptions
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -125,9 +119,8 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     a service path that does not import."""
     config = config or load_config(settings)
     options = TransportOptions(table_prefix=settings.table_prefix, lease_s=settings.lease_s)
-    store = MessageStore(
-        engine_for(settings.database_url, options), queue_tables(settings.table_prefix)
-    )
+    database = database_for(settings.database_url, options)
+    store = MessageStore(database.engine, database.tables)
     registry = ServiceRegistry()
     outbox = Outbox(store.engine, store.tables)
     producer = Producer(app, settings.queue, outbox if settings.uses_outbox else None)

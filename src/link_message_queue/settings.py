@@ -16,8 +16,8 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .db import masked
 from .messages.ids import MIN_NODE_NAME_LENGTH
-from .transport import masked
 
 _T = TypeVar("_T")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")

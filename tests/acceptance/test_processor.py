@@ -13,8 +13,8 @@ from celery import Celery
 
 from link_message_queue.bridge.producer import Producer
 from link_message_queue.celery_config import celery_config
+from link_message_queue.db.schema import process_tables
 from link_message_queue.messages import WorkflowMessage
-from link_message_queue.processor.schema import process_tables
 from link_message_queue.settings import Settings
 from link_message_queue.transport import upgrade
 from tests import processor_workflow as workflow

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from link_message_queue.cli import main
-from link_message_queue.transport.schema import SCHEMA_REVISION
+from link_message_queue.db.schema import SCHEMA_REVISION
 
 
 def test_cli_db_upgrade__creates_the_tables_and_is_idempotent(

@@ -12,8 +12,8 @@ import kombu
 import pytest
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db.engines import require_driver
 from link_message_queue.transport import DriverMissingError, TransportOptionError
-from link_message_queue.transport.engines import require_driver
 
 PG8000_URL = "postgresql+pg8000://app:secret@127.0.0.1/app"
 MYSQLDB_URL = "mysql+mysqldb://app:secret@127.0.0.1/app"

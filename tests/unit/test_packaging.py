@@ -1,27 +1,37 @@
 """The wheel as users install it: built for real from this checkout by hatchling (through pip),
-then opened."""
+then opened, and installed to run the migrations from it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_packaging__wheel_carries_py_typed_and_the_license(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds from this checkout."""
+    directory = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(directory), REPO],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert built.returncode == 0, built.stderr
+    (path,) = directory.glob("link_message_queue-*.whl")
+    return path
 
-    (wheel,) = tmp_path.glob("link_message_queue-*.whl")
+
+def test_packaging__wheel_carries_py_typed_and_the_license(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         licenses = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
@@ -36,3 +46,58 @@ def test_packaging__wheel_carries_py_typed_and_the_license(tmp_path: Path) -> No
     assert "Copyright (c) 2026 link-message-queue developers" in license_text
     assert "License-Expression: MIT" in metadata_text
     assert "License-File: LICENSE" in metadata_text
+
+
+def test_packaging__the_installed_wheel_migrates_a_new_database(
+    wheel: Path, tmp_path: Path
+) -> None:
+    # Given the wheel installed on its own (not this checkout's src/)
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "-t", str(target), wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    versions = target / "link_message_queue" / "db" / "migrations" / "versions"
+    assert sorted(path.name[:4] for path in versions.glob("0*.py")) == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+        "0006",
+    ]
+    assert (versions.parent / "env.py").is_file()
+    assert (versions.parent / "script.py.mako").is_file()
+
+    # When it upgrades a new SQLite file (Alembic's script_location inside the installed package)
+    code = textwrap.dedent(
+        """
+        import sys
+        import link_message_queue
+        from link_message_queue.db import SCHEMA_REVISION, engine_for, upgrade
+        from link_message_queue.transport import TransportOptions
+        print(link_message_queue.__file__)
+        print(upgrade(engine_for(sys.argv[1], TransportOptions()), "linkmq_"), SCHEMA_REVISION)
+        """
+    )
+    environ = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path / 'new.sqlite3'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=environ,
+        check=False,
+    )
+
+    # Then the migrations ran from the installed package up to this version's revision
+    assert done.returncode == 0, done.stderr
+    package_file, revisions = done.stdout.splitlines()
+    assert package_file.startswith(str(target))
+    revision, expected = revisions.split()
+    assert revision == expected

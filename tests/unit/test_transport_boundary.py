@@ -1,7 +1,8 @@
 """The transport is imported through its front door (issue 16): code in ``src/`` outside
 ``transport/`` imports only names that ``link_message_queue.transport`` lists in ``__all__``,
-never one of its modules, so the package's inside can move without breaking the rest.
-(tests/ and bench/ may still reach inside.)"""
+never one of its modules, so the package's inside can move without breaking the rest; and the
+database's names (engines, tables, clock, migrations), which the transport re-exports for kombu
+users, come from ``link_message_queue.db``. (tests/ and bench/ may still reach inside.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import link_message_queue
+import link_message_queue.db
 import link_message_queue.transport
+from link_message_queue.transport import errors as transport_errors
 from tests.import_arrows import absolute_module
 
 PACKAGE_DIR = Path(link_message_queue.__file__).parent
@@ -18,8 +21,11 @@ TRANSPORT = "link_message_queue.transport"
 
 
 def boundary_violations() -> Iterator[str]:
-    """Yield ``file:line: import`` for each import of a transport internal outside transport/."""
+    """Yield ``file:line: import`` for each import of a transport internal outside transport/,
+    and of a database name through the transport."""
     exported = set(link_message_queue.transport.__all__)
+    # The errors are the transport's too (TransportError is the base of every linkmq error).
+    database_names = set(link_message_queue.db.__all__) - set(transport_errors.__all__)
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         if (PACKAGE_DIR / "transport") in path.parents:
             continue
@@ -38,6 +44,8 @@ def boundary_violations() -> Iterator[str]:
                     for alias in node.names:
                         if alias.name not in exported:
                             yield f"{where}:{node.lineno}: {alias.name} not in transport.__all__"
+                        elif alias.name in database_names:
+                            yield f"{where}:{node.lineno}: {alias.name} is link_message_queue.db's"
 
 
 def test_transport_boundary__outside_code_imports_only_the_transport_package() -> None:

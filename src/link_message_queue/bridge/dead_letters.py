@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..transport import QueueTables, read_only
+from ..db import QueueTables, read_only
 
 if TYPE_CHECKING:
     from .producer import Producer

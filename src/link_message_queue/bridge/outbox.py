@@ -18,13 +18,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..transport import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    MessageStore,
-    PublishRefusedError,
-    QueueTables,
-    writing_in,
-)
+from ..db import QueueTables
+from ..transport import DEFAULT_MAX_MESSAGE_BYTES, MessageStore, PublishRefusedError, writing_in
 
 logger = logging.getLogger(__name__)
 

@@ -1,24 +1,27 @@
-"""SQLAlchemy engines for the transport: one per database and process, never shared with a
-forked child (Celery's prefork pool), configured per dialect; and the same SQLite set-up for
-an application's own engine (``sqlite_engine``, ``configure_sqlite_engine``)."""
+"""SQLAlchemy engines: how one is created and configured per dialect (the process's cached engine
+is :mod:`link_message_queue.db.database`'s), the ``linkmq+`` URL behind it, and the same SQLite
+set-up for an application's own engine (``sqlite_engine``, ``configure_sqlite_engine``)."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 import weakref
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 from .errors import DriverMissingError, TransportOptionError
-from .options import TransportOptions
 
 _T = TypeVar("_T")
+
+# SQLite's defaults (the transport options ``busy_timeout_s`` and ``sqlite_synchronous``).
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+DEFAULT_SQLITE_SYNCHRONOUS = "NORMAL"
+_SYNCHRONOUS_LEVELS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 # Execution option marking read-only work, which must not take SQLite's write lock.
 READ_ONLY_OPTION = "linkmq_read_only"
@@ -35,8 +38,23 @@ _SUPPORTED = (
     "and mysql+pymysql://… (pip install 'link-message-queue[mysql]')"
 )
 
-_engines: dict[tuple[int, str], sa.Engine] = {}
-_engines_lock = threading.Lock()
+
+class EngineOptions(Protocol):
+    """What an engine is configured from; ``TransportOptions`` is one (see its fields)."""
+
+    @property
+    def busy_timeout_s(self) -> float:
+        """Seconds SQLite waits for the write lock."""
+
+    @property
+    def sqlite_synchronous(self) -> str:
+        """SQLite's ``synchronous`` pragma: OFF, NORMAL, FULL or EXTRA."""
+
+    @property
+    def engine_options(self) -> Mapping[str, Any]:
+        """Extra keyword arguments for ``sqlalchemy.create_engine``."""
+
+
 # Engines whose SQLite connections are set up here (transport's or an application's).
 _sqlite_configured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 _sqlite_configured_lock = threading.Lock()
@@ -69,26 +87,46 @@ def masked(url: str | URL) -> str:
         return "<unparseable database URL>"
 
 
-def engine_for(url: str, options: TransportOptions) -> sa.Engine:
-    """The process's engine for ``url`` (created on first use)."""
-    key = (
-        os.getpid(),
+def check_sqlite_options(busy_timeout_s: float, synchronous: str) -> None:
+    """Raise ``TransportOptionError`` unless ``busy_timeout_s`` is a positive number of seconds
+    and ``synchronous`` one of SQLite's levels (OFF, NORMAL, FULL, EXTRA; any case)."""
+    if (
+        isinstance(busy_timeout_s, bool)
+        or not isinstance(busy_timeout_s, int | float)
+        or busy_timeout_s <= 0
+    ):
+        raise TransportOptionError(
+            f"busy_timeout_s must be a positive number of seconds, not {busy_timeout_s!r}"
+        )
+    if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS_LEVELS:
+        raise TransportOptionError(
+            f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
+        )
+
+
+def engine_key(url: str, options: EngineOptions) -> str:
+    """What makes two engines the same: ``url`` and the options that configure the engine."""
+    return (
         f"{url}|{options.sqlite_synchronous}|{options.busy_timeout_s}|"
-        f"{sorted(options.engine_options.items())!r}",
+        f"{sorted(options.engine_options.items())!r}"
     )
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _create_engine(database_url(url), options)
-            _engines[key] = engine
-        return engine
+
+
+def create_engine(url: str, options: EngineOptions) -> sa.Engine:
+    """A new engine for ``url`` (a SQLAlchemy URL, as after ``linkmq+``), configured per dialect:
+    SQLite with WAL, the busy timeout and ``BEGIN IMMEDIATE``; PostgreSQL/psycopg with an
+    ``application_name``; MySQL/MariaDB at READ COMMITTED. Use
+    ``database.engine_for`` for the process's shared one. Raises ``DriverMissingError`` or
+    ``TransportOptionError`` (see ``require_driver``, ``database_url``)."""
+    parsed = database_url(url)
+    return _translating_driver_errors(parsed, lambda: _create_configured_engine(parsed, options))
 
 
 def sqlite_engine(
     url: str | URL,
     *,
-    busy_timeout_s: float = TransportOptions.busy_timeout_s,
-    synchronous: str = TransportOptions.sqlite_synchronous,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS,
     **engine_options: Any,
 ) -> sa.Engine:
     """An application engine for a SQLite file that a ``linkmq+`` worker shares: every
@@ -110,8 +148,8 @@ def sqlite_engine(
 def configure_sqlite_engine(
     engine: sa.Engine,
     *,
-    busy_timeout_s: float = TransportOptions.busy_timeout_s,
-    synchronous: str = TransportOptions.sqlite_synchronous,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS,
 ) -> sa.Engine:
     """Set up ``engine`` (SQLite) as the transport sets up its own, before its first connection:
     WAL, ``busy_timeout_s`` of waiting for the write lock, ``synchronous``, and transactions
@@ -130,13 +168,9 @@ def configure_sqlite_engine(
         raise TransportOptionError(
             f"configure_sqlite_engine() is for SQLite engines, not {masked(engine.url)}"
         )
-    options = TransportOptions(busy_timeout_s=busy_timeout_s, sqlite_synchronous=synchronous)
-    _configure_sqlite(engine, options)
+    check_sqlite_options(busy_timeout_s, synchronous)
+    _configure_sqlite(engine, busy_timeout_s, synchronous)
     return engine
-
-
-def _create_engine(url: URL, options: TransportOptions) -> sa.Engine:
-    return _translating_driver_errors(url, lambda: _create_configured_engine(url, options))
 
 
 def require_driver(url: str) -> None:
@@ -173,7 +207,7 @@ def _driver_missing_message(url: URL, exc: ImportError) -> str:
     return f"{missing}: install it, or {install} and use {backend}+{supported_driver}://… instead"
 
 
-def _create_configured_engine(url: URL, options: TransportOptions) -> sa.Engine:
+def _create_configured_engine(url: URL, options: EngineOptions) -> sa.Engine:
     engine_options: dict[str, Any] = dict(options.engine_options)
     backend = url.get_backend_name()
     if backend == "sqlite":
@@ -181,7 +215,7 @@ def _create_configured_engine(url: URL, options: TransportOptions) -> sa.Engine:
         connect_args.setdefault("timeout", options.busy_timeout_s)
         connect_args.setdefault("check_same_thread", False)
         engine = sa.create_engine(url, connect_args=connect_args, **engine_options)
-        _configure_sqlite(engine, options)
+        _configure_sqlite(engine, options.busy_timeout_s, options.sqlite_synchronous)
         return engine
     if backend == "postgresql":
         connect_args = dict(engine_options.pop("connect_args", {}))
@@ -195,13 +229,13 @@ def _create_configured_engine(url: URL, options: TransportOptions) -> sa.Engine:
     return sa.create_engine(url, **engine_options)
 
 
-def _configure_sqlite(engine: sa.Engine, options: TransportOptions) -> None:
+def _configure_sqlite(engine: sa.Engine, busy_timeout_s: float, synchronous: str) -> None:
     with _sqlite_configured_lock:
         if engine in _sqlite_configured:
             return
         _sqlite_configured.add(engine)
-    synchronous = options.sqlite_synchronous.upper()
-    busy_timeout_ms = int(options.busy_timeout_s * 1000)
+    synchronous = synchronous.upper()
+    busy_timeout_ms = int(busy_timeout_s * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -223,14 +257,3 @@ def _configure_sqlite(engine: sa.Engine, options: TransportOptions) -> None:
         # lock in this very thread, e.g. a caller's transaction during publish_on()).
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
         connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
-
-
-def _forget_engines_after_fork() -> None:
-    # A forked child must not touch its parent's pooled connections: drop them without
-    # closing (closing would disturb the parent's sockets) and start afresh.
-    for engine in _engines.values():
-        engine.dispose(close=False)
-    _engines.clear()
-
-
-os.register_at_fork(after_in_child=_forget_engines_after_fork)

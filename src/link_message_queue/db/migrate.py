@@ -1,4 +1,5 @@
-"""Schema management: ``link-mq db upgrade`` and the check made when a transport connects."""
+"""Schema management: ``upgrade`` (``link-mq db upgrade``, Alembic over ``migrations/``, every
+table under one prefix) and ``ensure_schema``, the check made when a transport connects."""
 
 from __future__ import annotations
 
@@ -65,8 +66,10 @@ def current_revision(connection: sa.Connection, prefix: str) -> str | None:
 
 
 def upgrade(engine: sa.Engine, prefix: str) -> str:
-    """Bring the tables under ``prefix`` to the newest revision; safe to run concurrently and
-    repeatedly. Returns the revision the schema is at."""
+    """Bring the tables under ``prefix`` to the newest revision (``schema.SCHEMA_REVISION``) in
+    one transaction; safe to run concurrently (PostgreSQL: an advisory lock; SQLite: the write
+    lock) and repeatedly. Returns the revision the schema is at, e.g. ``"0006"``. Database
+    errors propagate (``sqlalchemy.exc.SQLAlchemyError``) and roll the whole upgrade back."""
     with _quiet_alembic():
         from alembic import command  # noqa: PLC0415 - see current_revision
         from alembic.config import Config  # noqa: PLC0415
@@ -96,8 +99,9 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
 
 
 def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool | None = None) -> None:
-    """Check the schema is current; upgrade it when ``auto_migrate`` (default: on SQLite files,
-    the embedded default), else raise ``SchemaMissingError`` saying what to run."""
+    """Check the schema under ``prefix`` is at ``SCHEMA_REVISION`` (one read-only query);
+    upgrade it when ``auto_migrate`` (default: on SQLite files, the embedded default), else
+    raise ``SchemaMissingError`` saying what to run."""
     with read_only(engine).connect() as connection:
         revision = current_revision(connection, prefix)
     if revision == SCHEMA_REVISION:

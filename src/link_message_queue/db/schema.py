@@ -1,4 +1,7 @@
-"""The queue tables, under a configurable prefix. Owned by the migrations in ``migrations/``.
+"""Every table of link-message-queue, under a configurable prefix: the queue tables
+(``QueueTables``) and the workflow processor's (``ProcessTables``). The migrations in
+``migrations/`` create them, each revision with DDL of its own; a test checks that the schema
+they build equals these models.
 
 ``{prefix}message`` holds every message until it is acked: a fetched message stays in the table,
 leased to its consumer (``lease_owner``, ``visible_at`` in the future) until it is acked (row
@@ -28,9 +31,8 @@ SECONDS: sa.Double[float] = sa.Double()
 
 @dataclass(frozen=True)
 class QueueTables:
-    """The transport's SQLAlchemy tables for one table-name ``prefix``, on one ``metadata``. The
-    schema itself is created by the Alembic migrations (``transport.migrate``), which today
-    build most tables from these objects (``ARCHITECTURE.md``, known debts)."""
+    """The queue tables for one table-name ``prefix``, on one ``metadata``, as the code reads and
+    writes them. The schema itself is created by the Alembic migrations (``db.migrate``)."""
 
     prefix: str
     metadata: sa.MetaData
@@ -176,3 +178,51 @@ def queue_tables(prefix: str) -> QueueTables:
         gauge,
         outbox,
     )
+
+
+@dataclass(frozen=True)
+class ProcessTables:
+    """The workflow processor's tables (``{prefix}process``, ``{prefix}process_task``) on one
+    ``metadata``; created by the migrations."""
+
+    metadata: sa.MetaData
+    process: sa.Table
+    task: sa.Table
+
+
+@cache
+def process_tables(prefix: str) -> ProcessTables:
+    """The process and process-task tables with table-name ``prefix``; times are ``SECONDS`` columns
+    (Unix seconds, floats)."""
+    metadata = sa.MetaData()
+    process = sa.Table(
+        f"{prefix}process",
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("task_list_id", sa.String(36), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),  # the start message's name
+        sa.Column("process_type", sa.String(32), nullable=False),
+        sa.Column("definition", sa.Text, nullable=False),  # JSON, as configured
+        sa.Column("status", sa.String(16), nullable=False),  # running, succeeded, failed
+        # A sub-process: its parent's task list position, to which it reports when it ends.
+        sa.Column("parent_position", sa.String(255), nullable=True),
+        sa.Column("started_at", SECONDS, nullable=False),
+        sa.Column("finished_at", SECONDS, nullable=True),
+    )
+    sa.Index(f"{prefix}process_parent", process.c.parent_position)
+    task = sa.Table(
+        f"{prefix}process_task",
+        metadata,
+        sa.Column("process_id", sa.String(36), primary_key=True),
+        sa.Column("position", sa.Integer, primary_key=True),  # from 1
+        sa.Column("task_type", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),  # pending, running, succeeded, failed
+        sa.Column("log", sa.Text, nullable=False),  # JSON list of {at, level, code, message}
+        # run_sub_process: how many sub-processes it started, and how many ended (and failed).
+        sa.Column("sub_processes", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("sub_processes_done", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("sub_processes_failed", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("started_at", SECONDS, nullable=True),
+        sa.Column("finished_at", SECONDS, nullable=True),
+    )
+    return ProcessTables(metadata, process, task)

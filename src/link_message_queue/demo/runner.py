@@ -28,10 +28,10 @@ from celery import Celery
 
 from ..bridge.producer import Producer
 from ..celery_config import celery_config
-from ..processor.schema import process_tables
+from ..db import database_for, masked, process_tables, queue_tables, upgrade
 from ..processor.state import FAILED, RUNNING
 from ..settings import Settings
-from ..transport import TransportOptions, engine_for, masked, queue_tables, upgrade
+from ..transport import TransportOptions
 from .workflow import START, metadata, start_message, user_table, write_users_csv
 
 # The demo's own pace unless the environment says otherwise: fast ticks, several messages each.
@@ -97,7 +97,8 @@ def run_demo(
         "LINK_MQ_DEMO_CSV": str(csv_path),
     }
     settings = Settings.from_env(env)
-    engine = engine_for(settings.database_url, TransportOptions(table_prefix=settings.table_prefix))
+    options = TransportOptions(table_prefix=settings.table_prefix)
+    engine = database_for(settings.database_url, options).engine
     upgrade(engine, settings.table_prefix)
     if not external:
         # No worker runs yet: what is on the queue or "running" was left by an interrupted run.

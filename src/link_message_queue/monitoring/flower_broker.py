@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from ..db import database_for
 from ..settings import Settings
-from ..transport import MessageStore, TransportOptions, engine_for, queue_tables
+from ..transport import MessageStore, TransportOptions
 
 # Celery's own short-lived queues are left out of the listing.
 _INTERNAL_SUFFIXES = (".pidbox",)
@@ -32,9 +33,8 @@ class LinkMqFlowerBroker:
         options = TransportOptions.from_transport_options(broker_options or {})
         database_url = broker_url.split("+", 1)[1]
         self.workflow_queue = Settings.from_env().queue
-        self.store = MessageStore(
-            engine_for(database_url, options), queue_tables(options.table_prefix)
-        )
+        database = database_for(database_url, options)
+        self.store = MessageStore(database.engine, database.tables)
 
     async def queues(self, names: list[str]) -> list[dict[str, Any]]:
         """Ready messages per queue: the ones Flower asks for plus every application queue and

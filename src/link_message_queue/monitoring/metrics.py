@@ -15,8 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sqlalchemy as sa
 
-from ..processor.schema import process_tables
-from ..transport import QueueTables, masked, read_only
+from ..db import QueueTables, masked, process_tables, read_only
 from .status import read_status
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
+from ..db import QueueTables, masked, read_database_now, read_only
 from ..text import table
-from ..transport import TOUCH_INTERVAL_S, QueueTables, masked, read_database_now, read_only, states
+from ..transport import TOUCH_INTERVAL_S, states
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import process_tables
+from ..db import process_tables
 from .state import ProcessRow, ProcessState, TaskRow
 
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..transport import database_now
-from .schema import ProcessTables
+from ..db import ProcessTables, database_now
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..db import process_tables
 from ..engine import DispatchContext
 from ..messages import (
     LogCode,
@@ -45,7 +46,6 @@ from .definitions import (
     parse_definition,
 )
 from .errors import InvalidPayloadError, ProcessorError
-from .schema import process_tables
 from .state import FAILED, RUNNING, SUCCEEDED, ProcessRow, ProcessState
 from .types import TypeRegistry
 

@@ -5,19 +5,14 @@ See :mod:`link_message_queue.transport.transport` for features and URL, and
 
 This package's ``__all__`` is its boundary: the rest of ``link_message_queue`` imports the
 transport only from here, never from its modules (``tests/unit/test_transport_boundary.py``).
+The database below it (engines, tables, clock, migrations) is :mod:`link_message_queue.db`; the
+few of its names a kombu user needs (the SQLite engine set-up, ``upgrade``, the errors) are
+re-exported here, and code in ``link_message_queue`` imports them from ``db``.
 """
 
+from ..db import configure_sqlite_engine, ensure_schema, sqlite_engine, upgrade
 from . import states
-from .clock import database_now, read_database_now
 from .delivery import Deliveries, Delivery
-from .engines import (
-    configure_sqlite_engine,
-    engine_for,
-    masked,
-    read_only,
-    require_driver,
-    sqlite_engine,
-)
 from .errors import (
     DeferredTransactionError,
     DriverMissingError,
@@ -29,17 +24,14 @@ from .errors import (
     TransportOptionError,
 )
 from .leases import TOUCH_INTERVAL_S, LeaseKeeper
-from .migrate import ensure_schema, upgrade
 from .options import DEFAULT_MAX_MESSAGE_BYTES, TransportOptions
 from .rows import ClaimedRow
-from .schema import SECONDS, QueueTables, queue_tables
 from .store import MessageStore
 from .transactional import publish_on, writing_in
 from .transport import Transport
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
-    "SECONDS",
     "TOUCH_INTERVAL_S",
     "ClaimedRow",
     "DeferredTransactionError",
@@ -51,22 +43,14 @@ __all__ = [
     "LeaseLostError",
     "MessageStore",
     "PublishRefusedError",
-    "QueueTables",
     "SchemaMissingError",
     "Transport",
     "TransportError",
     "TransportOptionError",
     "TransportOptions",
     "configure_sqlite_engine",
-    "database_now",
-    "engine_for",
     "ensure_schema",
-    "masked",
     "publish_on",
-    "queue_tables",
-    "read_database_now",
-    "read_only",
-    "require_driver",
     "sqlite_engine",
     "states",
     "upgrade",

@@ -1,26 +1,23 @@
-"""Errors of the linkmq transport."""
+"""Errors of the linkmq transport. The ones the database layer raises too (``TransportError``,
+their base, ``TransportOptionError``, ``SchemaMissingError``, ``DriverMissingError``) are defined
+in :mod:`link_message_queue.db.errors` and re-exported here."""
 
 from __future__ import annotations
 
+from ..db.errors import DriverMissingError, SchemaMissingError, TransportError, TransportOptionError
 
-class TransportError(Exception):
-    """The linkmq transport could not do what was asked."""
-
-
-class TransportOptionError(TransportError, ValueError):
-    """A transport option has a value the transport cannot use."""
-
-
-class SchemaMissingError(TransportError):
-    """The queue tables do not exist (or are older than this version needs)."""
+__all__ = [
+    "DeferredTransactionError",
+    "DriverMissingError",
+    "PublishRefusedError",
+    "SchemaMissingError",
+    "TransportError",
+    "TransportOptionError",
+]
 
 
 class PublishRefusedError(TransportError, ValueError):
     """A message was refused at publish time (for example: too large)."""
-
-
-class DriverMissingError(TransportError, ImportError):
-    """The database URL names a driver that is not installed."""
 
 
 class DeferredTransactionError(TransportError):

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..db import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_SQLITE_SYNCHRONOUS, check_sqlite_options
 from .errors import TransportOptionError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}")
@@ -96,14 +97,15 @@ class TransportOptions:
         ),
     )
     sqlite_synchronous: str = field(
-        default="NORMAL",
+        default=DEFAULT_SQLITE_SYNCHRONOUS,
         metadata=_option(
             "SQLite's `synchronous` pragma under WAL: with `NORMAL` an application crash loses "
             "nothing, a power cut may lose the last commits; `FULL` fsyncs every commit"
         ),
     )
     busy_timeout_s: float = field(
-        default=30.0, metadata=_option("how long SQLite waits for the write lock", "s")
+        default=DEFAULT_BUSY_TIMEOUT_S,
+        metadata=_option("how long SQLite waits for the write lock", "s"),
     )
     cleanup_interval_s: float = field(
         default=10.0,
@@ -155,7 +157,6 @@ class TransportOptions:
         for name in (
             "lease_s",
             "polling_interval_min_s",
-            "busy_timeout_s",
             "cleanup_interval_s",
             "auto_delete_after_s",
             "transient_flush_s",
@@ -177,11 +178,7 @@ class TransportOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TransportOptionError(f"{name} must be a positive integer, not {value!r}")
-        if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise TransportOptionError(
-                "sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, "
-                f"not {self.sqlite_synchronous!r}"
-            )
+        check_sqlite_options(self.busy_timeout_s, self.sqlite_synchronous)
 
     @property
     def renew_interval_s(self) -> float:

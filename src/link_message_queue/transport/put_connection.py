@@ -22,7 +22,6 @@ it nor returns it to the pool, since either would talk on its parent's socket.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import weakref
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..db import after_fork_in_child
 from .rows import PendingRow
 
 # A message's statement for the driver's cursor: (SQL, parameters).
@@ -194,4 +194,4 @@ def _abandon_in_child() -> None:
         put_connection._abandon_in_child()
 
 
-os.register_at_fork(after_in_child=_abandon_in_child)
+after_fork_in_child(_abandon_in_child)

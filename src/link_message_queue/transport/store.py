@@ -16,14 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from ..db import SECONDS, QueueTables, read_only
+from ..db.clock import POSTGRESQL_NOW_SQL, database_now
 from . import states
 from .claim_connection import ClaimConnection
-from .clock import POSTGRESQL_NOW_SQL, database_now
-from .engines import read_only
 from .errors import TransportError
 from .put_connection import PutConnection
 from .rows import ClaimedRow, PendingRow
-from .schema import SECONDS, QueueTables
 from .sqlite_messages import SqliteMessages
 from .transactional import writing_in
 
@@ -36,7 +35,7 @@ _DEADLOCK_RETRIES = 3
 
 class MessageStore:
     """The SQL the transport runs on ``engine`` against ``tables``, per dialect (PostgreSQL, SQLite,
-    MySQL/MariaDB). Times are Unix seconds (floats) from the database's clock (``transport.clock``).
+    MySQL/MariaDB). Times are Unix seconds (floats) from the database's clock (``db.clock``).
     Methods that take an optional ``connection`` run in the caller's transaction when given one,
     else in their own. Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-from .engines import masked
+from ..db import after_fork_in_child, masked
 from .rows import PendingRow
 from .store import MessageStore
 
@@ -162,7 +161,7 @@ def _reset_in_child() -> None:
         writer._reset_in_child()
 
 
-os.register_at_fork(after_in_child=_reset_in_child)
+after_fork_in_child(_reset_in_child)
 
 
 @atexit.register

@@ -39,15 +39,13 @@ from typing import Any
 import sqlalchemy as sa
 from kombu.transport import virtual
 
+from ..db import Database, after_fork_in_child, database_for, database_url, ensure_schema, masked
 from .channel import Channel
 from .doorbell import Doorbell, DoorbellListener, doorbell_directory
-from .engines import database_url, engine_for, masked
 from .errors import SchemaMissingError
 from .leases import LeaseKeeper
-from .migrate import ensure_schema
 from .options import TransportOptions
 from .qos import AckBuffer
-from .schema import queue_tables
 from .store import MessageStore
 from .transient import TransientWriter
 from .wakeup import Backoff, PostgresListener, WakePipe, WakeSignal
@@ -58,11 +56,12 @@ _DEFAULT_POLL_CEILING_S = {"postgresql": 2.0}
 _DEFAULT_POLL_CEILING_OTHER_S = 0.25
 
 # One signal per database and process: a publish in this process wakes its consumers at once.
-_signals: dict[tuple[int, str], WakeSignal] = {}
+_signals: dict[str, WakeSignal] = {}
+after_fork_in_child(_signals.clear)  # a forked child's consumers are its own
 
 
 def _signal_for(url: str, prefix: str) -> WakeSignal:
-    return _signals.setdefault((os.getpid(), f"{prefix}|{url}"), WakeSignal())
+    return _signals.setdefault(f"{prefix}|{url}", WakeSignal())
 
 
 class Transport(virtual.Transport):
@@ -109,13 +108,13 @@ class Transport(virtual.Transport):
             backend, _DEFAULT_POLL_CEILING_OTHER_S
         )
         self.backoff = Backoff(self.options.polling_interval_min_s, ceiling)
-        self._pid = os.getpid()
         self._setup_process_state()
         super().__init__(client, **kwargs)
 
     def _setup_process_state(self) -> None:
-        engine = engine_for(self.url, self.options)
-        self.store = MessageStore(engine, queue_tables(self.options.table_prefix))
+        self.database: Database = database_for(self.url, self.options)
+        engine = self.database.engine
+        self.store = MessageStore(engine, self.database.tables)
         self.signal = _signal_for(self.url, self.options.table_prefix)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leases = LeaseKeeper(
@@ -362,8 +361,7 @@ class Transport(virtual.Transport):
 
     def _check_pid(self) -> None:
         # A transport used in a forked child gets its own engine, leases and listener.
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self.database.forked:
             self._setup_process_state()
             for channel in self.channels:
                 channel.store, channel.leases = self.store, self.leases

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .engines import masked
+from ..db import masked
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from link_message_queue.bridge.outbox import Outbox, OutboxRelay, OutboxRow
+from link_message_queue.db import engine_for
+from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import PublishRefusedError, upgrade
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
-from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.store import MessageStore
 
 

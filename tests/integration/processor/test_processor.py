@@ -15,9 +15,9 @@ from celery import Celery
 
 from link_message_queue import cli
 from link_message_queue.celery_config import celery_config
+from link_message_queue.db.schema import process_tables
 from link_message_queue.messages import Payload, TaskListPosition, WorkflowMessage
 from link_message_queue.processor.connectors import CsvSource, SqlTableSource, SqlTableTarget
-from link_message_queue.processor.schema import process_tables
 from link_message_queue.processor.state import ProcessState
 from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.settings import Settings

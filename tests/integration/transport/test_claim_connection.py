@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from link_message_queue.transport.engines import engine_for
+from link_message_queue.transport.schema import queue_tables
 from sqlalchemy import event
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
-from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.store import MessageStore
 
 pytestmark = pytest.mark.postgres

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db import engine_for
 from link_message_queue.monitoring.status import read_status
 from link_message_queue.transport import upgrade
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 
 from ...databases import require_service

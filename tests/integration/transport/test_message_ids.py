@@ -7,10 +7,10 @@ import time
 
 import sqlalchemy as sa
 
+from link_message_queue.db import engine_for
+from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import upgrade
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
-from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.store import MessageStore
 
 _LEASE_S = 0.2

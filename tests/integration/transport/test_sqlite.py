@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db import engine_for
+from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import upgrade
-from link_message_queue.transport.engines import engine_for
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
-from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.sqlite_messages import SqliteMessages
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.bridge.outbox import Outbox
+from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import (
     DeferredTransactionError,
     TransportOptionError,
@@ -20,7 +21,6 @@ from link_message_queue.transport import (
     publish_on,
     sqlite_engine,
 )
-from link_message_queue.transport.schema import queue_tables
 
 from ...databases import sqlite_deferred_engine
 

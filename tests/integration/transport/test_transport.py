@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db.schema import SCHEMA_REVISION
 from link_message_queue.transport import (
     PublishRefusedError,
     SchemaMissingError,
@@ -26,7 +27,6 @@ from link_message_queue.transport import (
     publish_on,
     upgrade,
 )
-from link_message_queue.transport.schema import SCHEMA_REVISION
 
 from . import processes
 

@@ -7,9 +7,9 @@ Revises: 0002
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
-from link_message_queue.transport.schema import SECONDS, queue_tables
+from link_message_queue.db.migrations import has_table, table_prefix
 
 revision = "0003"
 down_revision = "0002"
@@ -20,20 +20,29 @@ _QUEUE_COLUMNS = ("expires_s", "message_ttl_s", "last_used_at")
 def upgrade() -> None:
     """Add the queue lifetime columns (``expires_s``, ``message_ttl_s``, ``last_used_at``) and
     create the binding table."""
-    tables = queue_tables(context.config.attributes["table_prefix"])
+    prefix = table_prefix()
     existing = {
-        column["name"] for column in sa.inspect(op.get_bind()).get_columns(tables.queue.name)
+        column["name"] for column in sa.inspect(op.get_bind()).get_columns(f"{prefix}queue")
     }
     for name in _QUEUE_COLUMNS:
         if name not in existing:
-            op.add_column(tables.queue.name, sa.Column(name, SECONDS, nullable=True))
-    tables.binding.create(op.get_bind(), checkfirst=True)
+            op.add_column(f"{prefix}queue", sa.Column(name, sa.Double(), nullable=True))
+    if not has_table(f"{prefix}binding"):
+        op.create_table(
+            f"{prefix}binding",
+            sa.Column("exchange", sa.String(255), primary_key=True),
+            sa.Column("queue", sa.String(255), primary_key=True),
+            sa.Column("routing_key", sa.String(255), primary_key=True),
+            sa.Column("exchange_type", sa.String(16), nullable=False),
+            sa.Column("pattern", sa.String(512), nullable=False),
+        )
 
 
 def downgrade() -> None:
     """Drop the binding table and the queue lifetime columns."""
-    tables = queue_tables(context.config.attributes["table_prefix"])
-    tables.binding.drop(op.get_bind(), checkfirst=True)
-    with op.batch_alter_table(tables.queue.name) as batch:
+    prefix = table_prefix()
+    if has_table(f"{prefix}binding"):
+        op.drop_table(f"{prefix}binding")
+    with op.batch_alter_table(f"{prefix}queue") as batch:
         for name in _QUEUE_COLUMNS:
             batch.drop_column(name)
