@@ -1,7 +1,8 @@
-"""Fixtures shared by every tier: real SQLite files and real PostgreSQL databases."""
+"""Fixtures shared by every tier: real SQLite files, real PostgreSQL and MariaDB databases."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import sqlalchemy as sa
 from link_message_queue.transport import upgrade
 from link_message_queue.transport.options import DEFAULT_TABLE_PREFIX
 
-from .databases import ensure_postgres, fresh_postgres_database
+from .databases import ensure_postgres, fresh_postgres_database, require_service
+
+MARIADB_ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/mysql"
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +54,23 @@ def migrated_postgres_url(postgres_url: str) -> str:
     finally:
         engine.dispose()
     return postgres_url
+
+
+@pytest.fixture(scope="module")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database (127.0.0.1:3306, root) for each test module, or skip (fail
+    under CI=true)."""
+    require_service("MariaDB", 3306)
+    name = f"linkmq_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(MARIADB_ADMIN_URL, poolclass=sa.pool.NullPool)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield MARIADB_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

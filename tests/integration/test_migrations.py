@@ -6,10 +6,8 @@ without a revision for it fails here."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -22,10 +20,6 @@ from link_message_queue.db import (
     upgrade,
 )
 from link_message_queue.transport import TransportOptions
-
-from ..databases import require_service
-
-MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
 
 
 def _models(prefix: str) -> sa.MetaData:
@@ -68,21 +62,6 @@ def test_migrations__the_models_cover_every_table_the_migrations_create(sqlite_u
 
     created = set(sa.inspect(engine).get_table_names()) - {f"{prefix}alembic_version"}
     assert created == set(_models(prefix).tables)
-
-
-@pytest.fixture(scope="module")
-def mariadb_url() -> Iterator[str]:
-    require_service("MariaDB", 3306)
-    name = f"linkmq_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(MARIADB_ADMIN, poolclass=sa.pool.NullPool)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield MARIADB_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
 
 
 def test_migrations__a_new_mariadb_database_at_head_has_the_models_schema(mariadb_url: str) -> None:

@@ -7,7 +7,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import kombu
 import pytest
@@ -20,25 +19,6 @@ from link_message_queue.transport import publish_on, upgrade
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.store import MessageStore
-
-from ...databases import require_service
-
-ADMIN = "mysql+pymysql://root@127.0.0.1:3306/mysql"
-
-
-@pytest.fixture(scope="module")
-def mariadb_url() -> Iterator[str]:
-    require_service("MariaDB", 3306)
-    name = f"linkmq_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN, poolclass=sa.pool.NullPool)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
 
 
 @pytest.fixture
