@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db import engine_for, queue_tables
 from link_message_queue.transport import (
     Deliveries,
     Delivery,
@@ -22,8 +23,6 @@ from link_message_queue.transport import (
     LeaseLostError,
     MessageStore,
     TransportOptions,
-    engine_for,
-    queue_tables,
     upgrade,
 )
 
