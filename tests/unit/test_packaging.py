@@ -15,18 +15,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel pip builds from this checkout."""
-    directory = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(directory), REPO],
+def _pip(*arguments: str | Path) -> None:
+    """Run pip quietly, without dependencies; fail the test with its error output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *arguments, "--no-deps", "--quiet"],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert built.returncode == 0, built.stderr
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds from this checkout."""
+    directory = tmp_path_factory.mktemp("wheel")
+    _pip("wheel", "-w", directory, REPO)
     (path,) = directory.glob("link_message_queue-*.whl")
     return path
 
@@ -53,14 +58,7 @@ def test_packaging__the_installed_wheel_migrates_a_new_database(
 ) -> None:
     # Given the wheel installed on its own (not this checkout's src/)
     target = tmp_path / "site"
-    installed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "-t", str(target), wheel],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr
+    _pip("install", "-t", target, wheel)
     versions = target / "link_message_queue" / "db" / "migrations" / "versions"
     assert sorted(path.name[:4] for path in versions.glob("0*.py")) == [
         "0001",
