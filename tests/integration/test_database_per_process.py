@@ -38,7 +38,7 @@ def test_database__the_masked_url_hides_the_password(postgres_url: str) -> None:
     assert "***" in database.masked_url
 
 
-def test_database__a_forked_child_builds_its_own_and_runs_the_fork_callbacks(
+def test_database__a_forked_child_builds_its_own_and_runs_every_fork_callback(
     sqlite_url: str,
 ) -> None:
     # Given a Database in use in this process and a callback for forked children
@@ -47,11 +47,20 @@ def test_database__a_forked_child_builds_its_own_and_runs_the_fork_callbacks(
     with parent.engine.connect() as connection:  # a pooled connection the child must not use
         connection.execute(sa.text("SELECT 1"))
     called: list[int] = []
+    failing_in_child = {"now": False}
+
+    def fails() -> None:
+        if failing_in_child["now"]:  # only in this test's child: it stays registered
+            raise RuntimeError("a callback that fails")
+
+    after_fork_in_child(fails)  # registered first: the next one must run all the same
     after_fork_in_child(lambda: called.append(os.getpid()))
 
     # When the process forks
     read, write = os.pipe()
+    failing_in_child["now"] = True
     pid = os.fork()
+    failing_in_child["now"] = False
     if pid == 0:  # the child: report what it sees, then leave without running pytest's exit
         try:
             child = database_for(sqlite_url, TransportOptions())
@@ -73,7 +82,7 @@ def test_database__a_forked_child_builds_its_own_and_runs_the_fork_callbacks(
         report = pipe.read()
 
     # Then the child saw the parent's object as forked, got a new working one, and the
-    # callback ran there (not here)
+    # callback ran there (not here), after one that failed
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == "True False False True 0"
     assert called == []

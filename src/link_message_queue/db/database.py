@@ -111,7 +111,8 @@ def database_for(url: str, options: DatabaseOptions) -> Database:
 def after_fork_in_child(callback: Callable[[], None]) -> None:
     """Run ``callback()`` in every child this process forks from now on, right after the fork
     and after the databases were forgotten: for objects that hold a connection, a thread or a
-    lock of the parent. An exception from it propagates (as from ``os.register_at_fork``)."""
+    lock of the parent. If one raises, the others still run; then the first exception is raised
+    from the fork hook, where Python reports it (as for any ``os.register_at_fork`` hook)."""
     with _lock:
         _after_fork.append(callback)
 
@@ -124,8 +125,14 @@ def _forget_databases_in_child() -> None:
         engine.dispose(close=False)
     _engines.clear()
     _databases.clear()
+    failures: list[BaseException] = []
     for callback in list(_after_fork):
-        callback()
+        try:
+            callback()
+        except BaseException as exc:  # the others must still run; raised below
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 os.register_at_fork(after_in_child=_forget_databases_in_child)
