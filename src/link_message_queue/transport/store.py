@@ -37,9 +37,17 @@ class MessageStore:
     """The SQL the transport runs on ``engine`` against ``tables``, per dialect (PostgreSQL, SQLite,
     MySQL/MariaDB). Times are Unix seconds (floats) from the database's clock (``db.clock``).
     Methods that take an optional ``connection`` run in the caller's transaction when given one,
-    else in their own. Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+    else in their own. Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``.
 
-    def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
+    ``hold_claim_connection``: on PostgreSQL with psycopg, claims and takes run on one pool
+    connection the store keeps checked out until ``close()`` (``claim_connection``). Only an
+    owner that closes the store should ask for it (the kombu ``Transport`` does, in
+    ``close_connection``): a store that is dropped unclosed keeps a pool slot until it is
+    garbage-collected."""
+
+    def __init__(
+        self, engine: sa.Engine, tables: QueueTables, *, hold_claim_connection: bool = False
+    ) -> None:
         self.engine = engine
         self.tables = tables
         self.dialect = engine.dialect.name
@@ -103,7 +111,8 @@ class MessageStore:
         self._claims: ClaimConnection | None = None
         self._raw_claim_sql = self._raw_take_sql = ""
         if (
-            self._claim_sql is not None
+            hold_claim_connection
+            and self._claim_sql is not None
             and self._take_sql is not None
             and engine.dialect.driver == "psycopg"
         ):

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from link_message_queue.transport.engines import engine_for
-from link_message_queue.transport.schema import queue_tables
 from sqlalchemy import event
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db import engine_for, queue_tables
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.store import MessageStore
@@ -27,7 +26,9 @@ MESSAGES = 20
 
 
 def _store(url: str) -> MessageStore:
-    return MessageStore(engine_for(url, TransportOptions()), queue_tables("linkmq_"))
+    return MessageStore(
+        engine_for(url, TransportOptions()), queue_tables("linkmq_"), hold_claim_connection=True
+    )
 
 
 def _put(store: MessageStore, queue: str, count: int) -> None:
@@ -135,3 +136,22 @@ def test_claim__a_busy_claim_connection_lets_another_thread_claim(
     store.close()
     assert len(claimed) == 2
     assert len(set(claimed)) == 2
+
+
+def test_claim__a_store_not_asked_to_hold_gives_its_connection_back(
+    migrated_postgres_url: str,
+) -> None:
+    # A runtime's or a monitor's store is never closed: each claim returns its connection, so
+    # many such stores on one engine cannot drain the pool.
+    store = MessageStore(
+        engine_for(migrated_postgres_url, TransportOptions()), queue_tables("linkmq_")
+    )
+    _put(store, "unheld-claims", 2)
+    pool = store.engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    before = pool.checkedout()
+    claimed = store.claim("unheld-claims", "me", 30.0, 1)
+    taken = store.take("unheld-claims", 1, acked=[claimed[0].id])
+
+    assert pool.checkedout() == before
+    assert [row.payload for row in claimed + taken] == ['{"n": 0}', '{"n": 1}']
