@@ -304,8 +304,12 @@ def test_producer__dispatch_in_the_callers_transaction(runtime: Runtime, outcome
 def test_producer__dispatch_many_in_the_callers_transaction(
     runtime: Runtime, recorder: Recorder, outcome: str
 ) -> None:
-    # The app defines the workflow task (as celery_app's does): send_many's one write
-    runtime.producer.app.task(name=WORKFLOW_TASK, shared=False)(_workflow_task)
+    # The app defines the workflow task (as celery_app's does): send_many's one write. Once
+    # celery_app is imported (by an earlier test), its shared task joins every app on
+    # finalize; this app's own definition replaces it instead of warning of a duplicate.
+    app = runtime.producer.app
+    app.tasks.pop(WORKFLOW_TASK, None)
+    app.task(name=WORKFLOW_TASK, shared=False)(_workflow_task)
     with runtime.store.engine.connect() as connection:
         transaction = connection.begin()
         runtime.producer.dispatch_many([_item(number) for number in range(5)], connection)
