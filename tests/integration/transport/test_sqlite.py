@@ -18,7 +18,7 @@ from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import upgrade
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
-from link_message_queue.transport.sqlite_messages import SqliteMessages
+from link_message_queue.transport.store.sqlite import SqliteMessages
 
 
 def test_sqlite__an_idle_consumer_never_waits_for_the_write_lock(sqlite_url: str) -> None:
@@ -158,7 +158,7 @@ def test_sqlite__a_take_whose_delete_fails_delivers_nothing_and_its_rows_come_ba
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The take's lease (60 s in production) shortened, so the rows come back within the test.
-    monkeypatch.setattr("link_message_queue.transport.sqlite_messages._TAKE_LEASE_S", 0.5)
+    monkeypatch.setattr("link_message_queue.transport.store.sqlite._TAKE_LEASE_S", 0.5)
     messages, driver = _messages(sqlite_url)
     messages.put("q", "m1", 0, None)
     messages.put("q", "m2", 0, None)

@@ -16,15 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from ..db import SECONDS, QueueTables, read_only
-from ..db.clock import POSTGRESQL_NOW_SQL, database_now
-from . import states
-from .claim_connection import ClaimConnection
-from .errors import TransportError
-from .put_connection import PutConnection
-from .rows import ClaimedRow, PendingRow
-from .sqlite_messages import SqliteMessages
-from .transactional import writing_in
+from ...db import SECONDS, QueueTables, read_only
+from ...db.clock import POSTGRESQL_NOW_SQL, database_now
+from .. import states
+from ..claim_connection import ClaimConnection
+from ..errors import TransportError
+from ..put_connection import PutConnection
+from ..rows import ClaimedRow, PendingRow
+from ..transactional import writing_in
+from .sqlite import SqliteMessages
 
 # Rows touched per statement when deleting expired messages: bounds the cleaner's lock time.
 _EXPIRED_BATCH = 1000

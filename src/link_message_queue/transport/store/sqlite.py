@@ -31,8 +31,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from . import states
-from .rows import INSERT_COLUMNS, PendingRow
+from .. import states
+from ..rows import INSERT_COLUMNS, PendingRow
 
 # One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
 _ROWS_PER_INSERT = 1000
