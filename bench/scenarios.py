@@ -563,6 +563,7 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
     from link_message_queue.transport.options import TransportOptions
     from link_message_queue.transport.rows import PendingRow
     from link_message_queue.transport.store import MessageStore
+    from link_message_queue.transport.store.cleaner import EXPIRED_BATCH
 
     assert broker.database_url is not None
     broker.reset()
@@ -574,12 +575,12 @@ def cleaner_cost(broker: Broker, live: int = 50_000, expired: int = 10_000) -> d
     def insert(queue: str, count: int, ttl_s: float | None) -> None:
         for start in range(0, count, 5000):
             rows = [PendingRow(queue, payload, 0, ttl_s)] * min(5000, count - start)
-            store.put_many(rows)
+            store.messages.put_many(rows)
 
     def cleaner_round() -> tuple[float, int]:
         started = time.perf_counter()
-        store.delete_expired_queues()
-        deleted = store.delete_expired()
+        store.queues.delete_expired_queues(EXPIRED_BATCH)
+        deleted = store.messages.delete_expired(EXPIRED_BATCH)
         return time.perf_counter() - started, deleted
 
     insert("live", live, None)

@@ -34,8 +34,8 @@ def test_status__counts_what_the_queues_hold(
                 queue_a.put(number)
             held = queue_a.get_nowait()  # leased
             store = connection.default_channel.store
-            (delayed,) = store.claim("status_a", "someone", 30.0, 1)
-            store.release([delayed.id], "someone", delay_s=60.0)
+            (delayed,) = store.messages.claim("status_a", "someone", 30.0, 1)
+            store.messages.release([delayed.id], "someone", delay_s=60.0)
             with closing(connection.SimpleQueue("status_b")) as queue_b:
                 queue_b.put("x")
 
@@ -74,7 +74,8 @@ def test_status__lists_the_workflow_queue_before_anything_was_published_to_it(
     monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
     monkeypatch.setenv("LINK_MQ_QUEUE", "orders_queue")
     with kombu.Connection(broker_url) as connection:
-        connection.default_channel.store.queue_names()  # the tables exist, the queue does not
+        # The tables exist, the queue does not.
+        connection.default_channel.store.queues.queue_names()
 
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -145,7 +146,7 @@ def test_status__a_killed_workers_message_counts_as_ready_in_status_metrics_and_
     with kombu.Connection(broker_url) as connection:
         store = connection.default_channel.store
         deadline = time.monotonic() + 30
-        while store.size("orphaned") == 0:  # a claim would take it again now
+        while store.messages.size("orphaned") == 0:  # a claim would take it again now
             assert time.monotonic() < deadline, "the dead consumer's lease never ran out"
             time.sleep(0.1)
 

@@ -17,6 +17,7 @@ from ..services import CONSUMER_SENDER, ServiceError
 from ..transport import EnvelopeError, MessageStore
 from .dead_letters import FAILED, POISON, DeadLetters
 from .errors import PoisonMessageError
+from .processed import mark_processed
 from .retries import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class Forwarding:
         twice). True when dispatched. Errors of the handler or the engine propagate, after the
         transaction rolled back."""
         with self.store.engine.begin() as connection:
-            if deduplicate and not self.store.mark_processed(connection, str(message.uuid)):
+            processed = self.store.tables.processed
+            if deduplicate and not mark_processed(connection, processed, str(message.uuid)):
                 logger.info(
                     "skip duplicate %s",
                     message.uuid,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..db import QueueTables
+from ..db.locks import Locks
 from ..transport import DEFAULT_MAX_MESSAGE_BYTES, MessageStore, PublishRefusedError, writing_in
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class OutboxRelay:
     ) -> None:
         self.outbox = outbox
         self.store = store
+        self.locks = Locks(store.engine, store.tables.lock)
         self.publish = publish
         self.owner = owner
         self.batch_size = batch_size
@@ -131,7 +133,7 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Relay what is in the outbox now; how many rows were published. Returns 0 at once if
         another relay holds the lock."""
-        if not self.store.try_lock(RELAY_LOCK, self.owner, self.lock_s):
+        if not self.locks.try_lock(RELAY_LOCK, self.owner, self.lock_s):
             return 0
         relayed = 0
         try:
@@ -148,11 +150,11 @@ class OutboxRelay:
                         extra={"action": "relay", "count": len(rows)},
                     )
                     # Still ours while we work: a long backlog must not let a second relay in.
-                    self.store.try_lock(RELAY_LOCK, self.owner, self.lock_s)
+                    self.locks.try_lock(RELAY_LOCK, self.owner, self.lock_s)
                 if len(rows) < self.batch_size:
                     return relayed
         finally:
-            self.store.unlock(RELAY_LOCK, self.owner)
+            self.locks.unlock(RELAY_LOCK, self.owner)
 
     def run_forever(self, idle_wait_s: float, stop: Callable[[], bool] = lambda: False) -> None:
         """``link-mq relay``: relay, and when the outbox is empty wait ``idle_wait_s``. A

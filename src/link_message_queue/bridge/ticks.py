@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..messages import TickOccurred
+from ..monitoring.gauges import Gauges
 from .tick_step import StepResult, TickStep
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class StepTickListener:
     def __init__(self, step: TickStep, messages_per_tick: int) -> None:
         self.step = step
         self.messages_per_tick = messages_per_tick
+        self.gauges = Gauges(step.store.engine, step.store.tables.gauge)
         self.last_result = StepResult()
 
     def on_tick(self, tick: TickOccurred) -> None:
@@ -88,7 +90,7 @@ class StepTickListener:
         if not result.busy:
             # For the metrics: how late the tick ran (its emission on the sender's clock to its
             # start on ours; negative when the clocks disagree) and how long its step took.
-            self.step.store.set_gauges(
+            self.gauges.set(
                 {
                     "tick_lag_seconds": max(0.0, started - tick.created_at.timestamp()),
                     "consumer_step_duration_seconds": time.time() - started,

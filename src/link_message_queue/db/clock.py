@@ -9,7 +9,7 @@ PostgreSQL: ``statement_timestamp()``, one value for the whole statement (a clai
 its lease's end agree) yet fresh for every statement of a long transaction. MySQL/MariaDB:
 ``UTC_TIMESTAMP(6)``, also fixed for the statement. SQLite runs on one host, in the caller's
 process: its "now" is that host's clock, read in Python (its hot statements need the value:
-see ``sqlite_messages``).
+see ``store.sqlite``).
 """
 
 from __future__ import annotations

@@ -40,10 +40,11 @@ class LinkMqFlowerBroker:
         """Ready messages per queue: the ones Flower asks for plus every application queue and
         the workflow queue (drained by ticks, so no worker lists it as active; listed even
         before anything was published to it)."""
-        known = {name for name in self.store.queue_names() if not _is_internal(name)}
+        known = {name for name in self.store.queues.queue_names() if not _is_internal(name)}
         known.add(self.workflow_queue)
         return [
-            {"name": name, "messages": self.store.size(name)} for name in sorted(set(names) | known)
+            {"name": name, "messages": self.store.messages.size(name)}
+            for name in sorted(set(names) | known)
         ]
 
 

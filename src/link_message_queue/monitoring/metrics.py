@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import sqlalchemy as sa
 
 from ..db import QueueTables, masked, process_tables, read_only
+from .gauges import Gauges
 from .status import read_status
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,7 @@ def _processes(engine: sa.Engine, prefix: str) -> _Family:
 
 
 def _gauges(engine: sa.Engine, tables: QueueTables) -> Iterable[_Family]:
-    gauge = tables.gauge
-    with read_only(engine).connect() as connection:
-        rows = connection.execute(sa.select(gauge.c.name, gauge.c.value))
-        recorded = {str(name): float(value) for name, value in rows}
+    recorded = Gauges(engine, tables.gauge).read()
     for name, help_text in _GAUGE_HELP.items():
         if name in recorded:
             yield _Family(name, help_text).add(recorded[name])

@@ -129,12 +129,12 @@ class Channel(virtual.Channel):
         if put_connection is not None:
             put_connection.put(row)
         else:
-            self.store.put(row.queue, row.payload, row.priority, row.ttl_s)
+            self.store.messages.put(row.queue, row.payload, row.priority, row.ttl_s)
         self.connection.wake_consumers_of(queue)
 
     def _write_in_transaction(self, connection: sa.Connection, rows: list[PendingRow]) -> None:
         """A publish_on() block's rows, into the caller's transaction."""
-        self.store.put_many(rows, connection)
+        self.store.messages.put_many(rows, connection)
         if self.store.dialect != "postgresql":
             # Wake once the caller's transaction has committed (PostgreSQL's NOTIFY is
             # delivered on commit by itself).
@@ -146,7 +146,7 @@ class Channel(virtual.Channel):
         if self._put_connection_store is not self.store:
             if self._held_put_connection is not None:
                 self._held_put_connection.close()
-            self._held_put_connection = self.store.put_connection()
+            self._held_put_connection = self.store.messages.put_connection()
             self._put_connection_store = self.store
         return self._held_put_connection
 
@@ -164,7 +164,7 @@ class Channel(virtual.Channel):
         try:
             queue_ttl_s = self._message_ttl_s[queue]
         except KeyError:
-            queue_ttl_s = self._message_ttl_s[queue] = self.store.queue_message_ttl_s(queue)
+            queue_ttl_s = self._message_ttl_s[queue] = self.store.queues.queue_message_ttl_s(queue)
         expiration_ms = properties.get("expiration")
         if expiration_ms is None:
             return queue_ttl_s
@@ -177,7 +177,7 @@ class Channel(virtual.Channel):
         # On PostgreSQL the binding commits on its own even inside publish_on(): it must not
         # vanish with a caller's rollback. SQLite has one writer, the caller: join its work.
         connection = self._caller_connection() if self.store.dialect == "sqlite" else None
-        self.store.bind(
+        self.store.bindings.bind(
             exchange,
             exchange_type=exchange_type,
             routing_key=routing_key,
@@ -199,7 +199,7 @@ class Channel(virtual.Channel):
         the database."""
         super().queue_unbind(queue, exchange, routing_key, arguments, **kwargs)
         if exchange:
-            self.store.unbind(exchange, queue, routing_key)
+            self.store.bindings.unbind(exchange, queue, routing_key)
             self._bindings_cache.pop(exchange, None)
 
     def basic_publish(
@@ -231,7 +231,7 @@ class Channel(virtual.Channel):
         cached = self._bindings_cache.get(exchange)
         now = time.monotonic()
         if cached is None or now - cached[0] > _BINDINGS_CACHE_S:
-            cached = (now, self.store.bindings(exchange))
+            cached = (now, self.store.bindings.of_exchange(exchange))
             self._bindings_cache[exchange] = cached
         return cached[1]
 
@@ -297,7 +297,7 @@ class Channel(virtual.Channel):
             # AMQP deletes an auto-delete queue when its last consumer goes; here it goes once
             # no consumer has touched it for a while.
             expires_s = self.connection.options.auto_delete_after_s
-        self.store.declare_queue(
+        self.store.queues.declare_queue(
             queue,
             arguments or None,
             connection,
@@ -307,14 +307,14 @@ class Channel(virtual.Channel):
         self._declared.add(queue)
 
     def _has_queue(self, queue: str, **kwargs: Any) -> bool:
-        return self.store.has_queue(queue, self._caller_connection())
+        return self.store.queues.has_queue(queue, self._caller_connection())
 
     def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
-        self.store.delete_queue(queue)
+        self.store.queues.delete_queue(queue)
         self._declared.discard(queue)
 
     def _purge(self, queue: str) -> int:
-        return self.store.purge(queue)
+        return self.store.messages.purge(queue)
 
     def _size(self, queue: str) -> int:
         # Inside publish_on(), read on the caller's connection: on SQLite it holds the write
@@ -323,7 +323,7 @@ class Channel(virtual.Channel):
         connection = self._caller_connection()
         if connection is not None:
             flush_pending(connection)
-        return self.store.size(queue, connection)
+        return self.store.messages.size(queue, connection)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -412,9 +412,11 @@ class Channel(virtual.Channel):
             if no_ack:
                 # no_ack consumers (Celery's remote control, event receivers) take messages as
                 # delivered: gone at once, as AMQP does, never redelivered.
-                rows = self.store.take(queue, limit, acked)
+                rows = self.store.messages.take(queue, limit, acked)
             else:
-                rows = self.store.claim(queue, self.leases.owner, options.lease_s, limit, acked)
+                rows = self.store.messages.claim(
+                    queue, self.leases.owner, options.lease_s, limit, acked
+                )
         except BaseException:
             self.connection.acks.give_back(acked)
             raise
@@ -448,7 +450,7 @@ class Channel(virtual.Channel):
             except BaseException:
                 # Not delivered: hand the rest back now rather than after the lease.
                 rest = [later.id for later in rows[index + 1 :]]
-                self.store.release(rest, self.leases.owner)
+                self.store.messages.release(rest, self.leases.owner)
                 self.leases.forget(rest)
                 raise
 

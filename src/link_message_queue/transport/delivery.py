@@ -71,7 +71,7 @@ class Delivery:
         nothing) when the lease ran out and the message is no longer this consumer's."""
         deliveries = self._deliveries
         try:
-            if not deliveries.store.delete_leased(connection, self.id, deliveries.owner):
+            if not deliveries.store.messages.delete_leased(connection, self.id, deliveries.owner):
                 raise LeaseLostError(
                     f"lost the lease on message {self.id} (attempt {self.attempt}) of queue "
                     f"{deliveries.queue!r}: it ran out and another consumer may have it"
@@ -85,7 +85,7 @@ class Delivery:
         once. False when the lease had been lost (the message is someone else's: unchanged)."""
         deliveries = self._deliveries
         try:
-            return deliveries.store.release([self.id], deliveries.owner, delay_s) == 1
+            return deliveries.store.messages.release([self.id], deliveries.owner, delay_s) == 1
         finally:
             deliveries.keeper.forget([self.id])
 
@@ -106,7 +106,7 @@ class Deliveries:
         its lease is renewed by the keeper until it is completed or retried. None when nothing
         is ready."""
         leased_at = time.monotonic()
-        rows = self.store.claim(self.queue, self.owner, self.keeper.lease_s, 1)
+        rows = self.store.messages.claim(self.queue, self.owner, self.keeper.lease_s, 1)
         if not rows:
             return None
         self.keeper.hold([rows[0].id], leased_at)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from ..db.locks import Locks
 from .store import MessageStore
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class LeaseKeeper:
         active_queues: Callable[[], list[str]] = list,
     ) -> None:
         self.store = store
+        self.locks = Locks(store.engine, store.tables.lock)
         self.owner = owner
         self.lease_s = lease_s
         self._renew_interval_s = renew_interval_s
@@ -47,7 +49,7 @@ class LeaseKeeper:
         # Held message id -> time.monotonic() taken just before the statement that last set
         # its lease: the lease lasts at least until then + lease_s.
         self._held: dict[int, float] = {}
-        self._locks: set[str] = set()  # named locks (``MessageStore.try_lock``) held
+        self._locks: set[str] = set()  # named locks (``db.locks.Locks``) held
         # Renewing a lock and releasing it exclude each other: a renewal after the release
         # would take the free lock again. Never held by a thread inside a transaction.
         self._locks_renewal = threading.Lock()
@@ -72,10 +74,10 @@ class LeaseKeeper:
 
     @contextmanager
     def locked(self, name: str) -> Iterator[bool]:
-        """Take the named lock (``MessageStore.try_lock``) for ``lease_s`` seconds and yield
+        """Take the named lock (``db.locks.Locks``) for ``lease_s`` seconds and yield
         whether it was taken; while the block runs the lock is renewed with the leases, and it is
         released when the block ends. False (nothing held) when another owner holds it."""
-        if not self.store.try_lock(name, self.owner, self.lease_s):
+        if not self.locks.try_lock(name, self.owner, self.lease_s):
             yield False
             return
         with self._locks_renewal:
@@ -86,7 +88,7 @@ class LeaseKeeper:
         finally:
             with self._locks_renewal:
                 self._locks.discard(name)
-                self.store.unlock(name, self.owner)
+                self.locks.unlock(name, self.owner)
 
     def held(self) -> list[int]:
         """The ids of the messages whose leases this keeper renews, ascending."""
@@ -103,7 +105,7 @@ class LeaseKeeper:
             thread.join(timeout=5)
         if thread is not None:
             try:
-                self.store.forget_consumer(self.owner)
+                self.store.consumers.forget_consumer(self.owner)
             except Exception as exc:
                 # Not fatal: the cleaner forgets a consumer that is no longer seen.
                 logger.warning(
@@ -125,7 +127,7 @@ class LeaseKeeper:
         if not held:
             return 0
         renewing_at = time.monotonic()
-        renewed = self.store.renew(held, self.owner, self.lease_s)
+        renewed = self.store.messages.renew(held, self.owner, self.lease_s)
         renewed_at = time.monotonic()
         gone = set(held) - renewed
         with self._lock:
@@ -162,7 +164,7 @@ class LeaseKeeper:
     def _renew_locks(self) -> None:
         with self._locks_renewal:
             for name in sorted(self._locks):
-                if not self.store.try_lock(name, self.owner, self.lease_s):
+                if not self.locks.try_lock(name, self.owner, self.lease_s):
                     logger.warning(
                         "lock %s ran out before its renewal and another owner holds it now",
                         name,
@@ -171,11 +173,10 @@ class LeaseKeeper:
 
     def clean(self) -> None:
         """Drop expired messages and unused queues (one bounded batch each)."""
-        deleted = self.store.delete_expired()
+        cleanup = self.store.cleaner.clean(CONSUMER_GONE_AFTER_S)
+        deleted, dropped = cleanup.expired_messages, cleanup.expired_queues
         if deleted:
             logger.info("deleted %d expired messages", deleted, extra={"action": "expire"})
-        self.store.delete_stale_consumers(CONSUMER_GONE_AFTER_S)
-        dropped = self.store.delete_expired_queues()
         if dropped:
             logger.info(
                 "deleted %d unused queues: %s",
@@ -200,10 +201,10 @@ class LeaseKeeper:
         it leaves the list."""
         queues = self._active_queues()
         if queues or self.held():
-            self.store.heartbeat(self.owner, queues)
+            self.store.consumers.heartbeat(self.owner, queues)
             self._listed = True
         elif self._listed:
-            self.store.forget_consumer(self.owner)
+            self.store.consumers.forget_consumer(self.owner)
             self._listed = False
 
     def _run(self) -> None:

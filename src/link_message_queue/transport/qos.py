@@ -62,7 +62,7 @@ class LeaseQoS(virtual.QoS):
             # its flush when there is nothing to claim, carries the delete.
             transport.acks.add(message_id)
         else:
-            self.channel.store.ack([message_id])
+            self.channel.store.messages.ack([message_id])
             self.channel.leases.forget([message_id])
         logger.debug("ack %s", message_id, extra={"action": "ack", "message_id": message_id})
         super().ack(delivery_tag)
@@ -73,9 +73,9 @@ class LeaseQoS(virtual.QoS):
         message is ready again; without, the message is deleted."""
         message_id = row_id(delivery_tag)
         if requeue:
-            self.channel.store.release([message_id], self.channel.leases.owner)
+            self.channel.store.messages.release([message_id], self.channel.leases.owner)
         else:
-            self.channel.store.ack([message_id])
+            self.channel.store.messages.ack([message_id])
         self.channel.leases.forget([message_id])
         logger.info(
             "reject %s (%s)",
@@ -102,7 +102,7 @@ class LeaseQoS(virtual.QoS):
         if not ids:
             return []
         try:
-            self.channel.store.release(ids, self.channel.leases.owner)
+            self.channel.store.messages.release(ids, self.channel.leases.owner)
         except Exception as exc:
             # The leases still run out, so the messages come back later; kombu logs these.
             return [(exc, message) for _, message in delivered]

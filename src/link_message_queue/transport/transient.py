@@ -149,7 +149,7 @@ class TransientWriter:
     def _write(self, rows: list[PendingRow]) -> None:
         if not rows:
             return
-        self._store.put_many(rows)
+        self._store.messages.put_many(rows)
         self._on_written({row.queue for row in rows})
 
 

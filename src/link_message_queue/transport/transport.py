@@ -178,7 +178,7 @@ class Transport(virtual.Transport):
         if not acked:
             return
         try:
-            self.store.ack(acked)
+            self.store.messages.ack(acked)
         except BaseException:
             self.acks.give_back(acked)
             raise

@@ -18,6 +18,7 @@ from link_message_queue.bridge.producer import enable_workflow_processor_message
 from link_message_queue.bridge.sources import BrokerSource
 from link_message_queue.bridge.taskbody import WORKFLOW_TASK
 from link_message_queue.celery_config import celery_config
+from link_message_queue.db.locks import Locks
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
     Payload,
@@ -103,8 +104,12 @@ def _recorded(runtime: Runtime) -> list[tuple[int, int]]:
         return [tuple(row) for row in connection.execute(sa.select(records.c.n, records.c.attempt))]
 
 
+def _locks(runtime: Runtime) -> Locks:
+    return Locks(runtime.store.engine, runtime.store.tables.lock)
+
+
 def _queued(runtime: Runtime) -> int:
-    return runtime.store.size(runtime.settings.queue)
+    return runtime.store.messages.size(runtime.settings.queue)
 
 
 def test_producer__a_queue_channel_puts_the_message_on_the_queue(
@@ -231,12 +236,12 @@ def test_consumer_step__unknown_target_is_poison(runtime: Runtime) -> None:
 
 def test_consumer_step__steps_do_not_overlap(runtime: Runtime) -> None:
     runtime.workflow_engine.dispatch(_item(1))
-    assert runtime.store.try_lock("consumer_step", "someone-else", 30)
+    assert _locks(runtime).try_lock("consumer_step", "someone-else", 30)
 
     assert runtime.step.run(1).busy is True
     assert _queued(runtime) == 1
 
-    runtime.store.unlock("consumer_step", "someone-else")
+    _locks(runtime).unlock("consumer_step", "someone-else")
     assert runtime.step.run(1).processed == 1
 
 
@@ -254,8 +259,12 @@ class SlowHandler:
         store, queue = self.runtime.store, self.runtime.settings.queue
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
-            self.claimed_by_other += [row.id for row in store.claim(queue, "other", 1.0, 1)]
-            self.other_step_ran.append(store.try_lock("consumer_step", "other step", 1.0))
+            self.claimed_by_other += [
+                row.id for row in store.messages.claim(queue, "other", 1.0, 1)
+            ]
+            self.other_step_ran.append(
+                _locks(self.runtime).try_lock("consumer_step", "other step", 1.0)
+            )
             time.sleep(0.2)
 
 
@@ -287,7 +296,7 @@ def test_tick_step__a_handler_longer_than_the_lease_keeps_its_message_and_the_st
     assert slow.claimed_by_other == []
     assert slow.other_step_ran
     assert not any(slow.other_step_ran)
-    assert slow.runtime.store.size(settings.queue) == 0
+    assert slow.runtime.store.messages.size(settings.queue) == 0
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])

@@ -77,7 +77,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runtime, dict[str, A
     runtime.producer.dispatch(decode_processing_message(_valid_workflow_body()))
     with runtime.store.engine.connect() as connection:
         payload = connection.execute(sa.select(runtime.store.tables.message.c.payload)).scalar_one()
-    runtime.store.purge(settings.queue)
+    runtime.store.messages.purge(settings.queue)
     return runtime, json.loads(payload), sink
 
 
@@ -153,9 +153,11 @@ def test_fuzz__malformed_messages_never_crash_the_consumer_nor_get_lost(
     def throw(payload: str) -> None:
         dead_before = runtime.dead_letters.count()
         handled_before = sink.handled
-        runtime.store.put(queue, payload, 0, None)
+        runtime.store.messages.put(queue, payload, 0, None)
         result = runtime.step.run(1)  # never raises
-        assert runtime.store.size(queue) == 0, "the message is still (or again) on the queue"
+        assert runtime.store.messages.size(queue) == 0, (
+            "the message is still (or again) on the queue"
+        )
         assert result.processed + result.dead_lettered == 1, result
         if result.dead_lettered:
             assert runtime.dead_letters.count() == dead_before + 1
@@ -171,5 +173,5 @@ def test_fuzz__malformed_messages_never_crash_the_consumer_nor_get_lost(
 
     throw()
     # The intact template is handled: the fuzzing did not just break the consumer for good.
-    runtime.store.put(queue, json.dumps(template), 0, None)
+    runtime.store.messages.put(queue, json.dumps(template), 0, None)
     assert runtime.step.run(1).processed == 1

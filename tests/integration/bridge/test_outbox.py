@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from link_message_queue.bridge.outbox import Outbox, OutboxRelay, OutboxRow
 from link_message_queue.db import engine_for
+from link_message_queue.db.locks import Locks
 from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import PublishRefusedError, upgrade
 from link_message_queue.transport.options import TransportOptions
@@ -68,10 +69,10 @@ def test_relay__one_at_a_time(store: MessageStore) -> None:
     outbox = Outbox(store.engine, store.tables)
     outbox.add("q", "m")
     other = OutboxRelay(outbox, store, lambda row: None, owner="relay-2")
-    assert store.try_lock("outbox_relay", "relay-1", 30.0)
+    assert Locks(store.engine, store.tables.lock).try_lock("outbox_relay", "relay-1", 30.0)
     assert other.run_once() == 0  # relay-1 holds the lock
     assert outbox.size() == 1
-    store.unlock("outbox_relay", "relay-1")
+    Locks(store.engine, store.tables.lock).unlock("outbox_relay", "relay-1")
     assert other.run_once() == 1
 
 

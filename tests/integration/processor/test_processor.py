@@ -61,7 +61,7 @@ def _run_until_idle(runtime: Runtime, max_steps: int = 500) -> int:
     for _ in range(max_steps):
         result = runtime.step.run(1)
         assert not result.errors, result.errors
-        if runtime.store.size(runtime.settings.queue) == 0 and not result.processed:
+        if runtime.store.messages.size(runtime.settings.queue) == 0 and not result.processed:
             return handled
         handled += result.processed
     raise AssertionError("the queue never ran empty")

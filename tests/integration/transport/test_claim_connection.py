@@ -19,6 +19,7 @@ from link_message_queue.db import engine_for, queue_tables
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.store import MessageStore
+from link_message_queue.transport.store.postgres import PostgresMessages
 
 pytestmark = pytest.mark.postgres
 fork = multiprocessing.get_context("fork")
@@ -32,13 +33,13 @@ def _store(url: str) -> MessageStore:
 
 
 def _put(store: MessageStore, queue: str, count: int) -> None:
-    store.put_many([PendingRow(queue, f'{{"n": {n}}}', 0, None) for n in range(count)])
+    store.messages.put_many([PendingRow(queue, f'{{"n": {n}}}', 0, None) for n in range(count)])
 
 
 def test_claim__no_pool_checkout_per_claim(migrated_postgres_url: str) -> None:
     store = _store(migrated_postgres_url)
     _put(store, "held-claims", MESSAGES)
-    store.claim("held-claims", "me", 30.0, 1)  # checks the claim connection out
+    store.messages.claim("held-claims", "me", 30.0, 1)  # checks the claim connection out
     checkouts: list[object] = []
 
     def record(*_: Any) -> None:
@@ -46,7 +47,7 @@ def test_claim__no_pool_checkout_per_claim(migrated_postgres_url: str) -> None:
 
     event.listen(store.engine, "checkout", record)
     try:
-        claimed = [store.claim("held-claims", "me", 30.0, 1) for _ in range(MESSAGES - 1)]
+        claimed = [store.messages.claim("held-claims", "me", 30.0, 1) for _ in range(MESSAGES - 1)]
     finally:
         event.remove(store.engine, "checkout", record)
         store.close()
@@ -57,21 +58,21 @@ def test_claim__no_pool_checkout_per_claim(migrated_postgres_url: str) -> None:
 def test_claim__acks_ride_along_and_takes_delete(migrated_postgres_url: str) -> None:
     store = _store(migrated_postgres_url)
     _put(store, "ride-along", 3)
-    first = store.claim("ride-along", "me", 30.0, 1)
-    second = store.claim("ride-along", "me", 30.0, 1, acked=[first[0].id])
-    taken = store.take("ride-along", 5, acked=[second[0].id])
+    first = store.messages.claim("ride-along", "me", 30.0, 1)
+    second = store.messages.claim("ride-along", "me", 30.0, 1, acked=[first[0].id])
+    taken = store.messages.take("ride-along", 5, acked=[second[0].id])
     store.close()
 
     assert [row.payload for row in first + second + taken] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
-    assert store.size("ride-along") == 0
-    assert store.claim("ride-along", "me", 30.0, 5) == []  # nothing left: all deleted
+    assert store.messages.size("ride-along") == 0
+    assert store.messages.claim("ride-along", "me", 30.0, 5) == []  # nothing left: all deleted
     store.close()
 
 
 def test_claim__a_lost_connection_is_replaced(migrated_postgres_url: str) -> None:
     store = _store(migrated_postgres_url)
     _put(store, "lost-claims", 2)
-    first = store.claim("lost-claims", "me", 30.0, 1)
+    first = store.messages.claim("lost-claims", "me", 30.0, 1)
     # The server ends every connection of the consumer (a restart, a fail-over).
     admin = sa.create_engine(migrated_postgres_url, poolclass=sa.pool.NullPool)
     with admin.connect() as connection:
@@ -84,18 +85,19 @@ def test_claim__a_lost_connection_is_replaced(migrated_postgres_url: str) -> Non
     admin.dispose()
     assert killed >= 1
     with pytest.raises(sa.exc.OperationalError) as lost:
-        store.claim("lost-claims", "me", 30.0, 1, acked=[first[0].id])
-    second = store.claim("lost-claims", "me", 30.0, 1, acked=[first[0].id])  # a new connection
+        store.messages.claim("lost-claims", "me", 30.0, 1, acked=[first[0].id])
+    # A new connection:
+    second = store.messages.claim("lost-claims", "me", 30.0, 1, acked=[first[0].id])
     store.close()
 
     assert lost.value.connection_invalidated
     assert [row.payload for row in first + second] == ['{"n": 0}', '{"n": 1}']
-    assert store.size("lost-claims") == 0
+    assert store.messages.size("lost-claims") == 0
 
 
 def _claim_in_child(url: str, done: Any) -> None:
     store = _store(url)
-    rows = store.claim("forked-claims", "child", 30.0, 1)
+    rows = store.messages.claim("forked-claims", "child", 30.0, 1)
     done.put(len(rows))
 
 
@@ -104,7 +106,7 @@ def test_claim__a_forked_child_leaves_its_parents_connection_alone(
 ) -> None:
     store = _store(migrated_postgres_url)
     _put(store, "forked-claims", 3)
-    assert len(store.claim("forked-claims", "parent", 30.0, 1)) == 1
+    assert len(store.messages.claim("forked-claims", "parent", 30.0, 1)) == 1
     done = fork.Queue()
     child = fork.Process(target=_claim_in_child, args=(migrated_postgres_url, done))
     child.start()
@@ -112,7 +114,7 @@ def test_claim__a_forked_child_leaves_its_parents_connection_alone(
     assert child.exitcode == 0
     assert done.get(timeout=5) == 1
     time.sleep(0.2)  # a child that closed the parent's socket would have done so by now
-    assert len(store.claim("forked-claims", "parent", 30.0, 1)) == 1
+    assert len(store.messages.claim("forked-claims", "parent", 30.0, 1)) == 1
     store.close()
 
 
@@ -121,18 +123,20 @@ def test_claim__a_busy_claim_connection_lets_another_thread_claim(
 ) -> None:
     store = _store(migrated_postgres_url)
     _put(store, "busy-claims", 2)
-    claims = store._claims
+    messages = store.messages
+    assert isinstance(messages, PostgresMessages)
+    claims = messages._claims
     assert claims is not None
     claimed: list[int] = []
     with claims._lock:  # another thread's claim is running on the held connection
         worker = threading.Thread(
             target=lambda: claimed.extend(
-                row.id for row in store.claim("busy-claims", "other", 30.0, 1)
+                row.id for row in store.messages.claim("busy-claims", "other", 30.0, 1)
             )
         )
         worker.start()
         worker.join(timeout=30)
-    claimed.extend(row.id for row in store.claim("busy-claims", "me", 30.0, 1))
+    claimed.extend(row.id for row in store.messages.claim("busy-claims", "me", 30.0, 1))
     store.close()
     assert len(claimed) == 2
     assert len(set(claimed)) == 2

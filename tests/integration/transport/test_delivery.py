@@ -77,7 +77,7 @@ def broker(database_url: str) -> Iterator[Broker]:
     store = MessageStore(engine, queue_tables(prefix))
     broker = Broker(f"linkmq+{database_url}", {"table_prefix": prefix}, store, [])
     broker.publish("declare")  # the queue and its binding exist before anything is taken
-    store.purge(QUEUE)
+    store.messages.purge(QUEUE)
     yield broker
     for keeper in broker.keepers:
         keeper.stop()
@@ -160,7 +160,7 @@ def test_delivery__retry_hands_it_back_visible_only_after_the_delay(broker: Brok
     # A long delay: not deliverable now, nor counted as ready, but still stored
     assert first.retry(3600.0) is True
     assert deliveries.take() is None
-    assert broker.store.size(QUEUE) == 0
+    assert broker.store.messages.size(QUEUE) == 0
     assert broker.rows() == 1
 
     # A short one: delivered again once it has passed, as the next attempt
@@ -228,8 +228,8 @@ def test_lease_keeper__a_lock_held_longer_than_its_lease_is_renewed_until_releas
     with keeper.locked("step") as locked:
         assert locked
         time.sleep(3.0)  # three times the lock's time-to-live
-        assert not broker.store.try_lock("step", "someone else", 1.0)
+        assert not keeper.locks.try_lock("step", "someone else", 1.0)
 
-    assert broker.store.try_lock("step", "someone else", 1.0)
+    assert keeper.locks.try_lock("step", "someone else", 1.0)
     with keeper.locked("step") as locked:
         assert not locked

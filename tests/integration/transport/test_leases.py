@@ -41,7 +41,7 @@ def test_leases__a_message_acked_while_its_renewal_runs_is_not_lost(
         queue.put("short task")
         message = queue.get(timeout=2)
         message_id = row_id(message.delivery_tag)
-        holder.transport.store.ack([message_id])
+        holder.transport.store.messages.ack([message_id])
         caplog.set_level(logging.DEBUG, logger="link_message_queue.transport.leases")
 
         # When the renewal runs
@@ -62,7 +62,7 @@ def test_leases__a_held_message_deleted_when_its_ttl_ran_out_is_not_lost(
         queue.put("tick", expiration=0.2)
         message = queue.get(timeout=2)
         time.sleep(0.3)
-        assert holder.transport.store.delete_expired() == 1
+        assert holder.transport.store.messages.delete_expired(1000) == 1
         caplog.set_level(logging.DEBUG, logger="link_message_queue.transport.leases")
 
         # When the renewal runs

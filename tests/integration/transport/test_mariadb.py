@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.db import engine_for
+from link_message_queue.db.locks import Locks
 from link_message_queue.db.schema import SCHEMA_REVISION, queue_tables
+from link_message_queue.monitoring.gauges import Gauges
 from link_message_queue.transport import publish_on, upgrade
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
@@ -49,15 +51,15 @@ def test_mariadb__kombu_priorities_fifo_ack_and_times_to_the_microsecond(mariadb
 
 
 def test_mariadb__claims_never_share_a_message_and_leases_run_out(store: MessageStore) -> None:
-    store.put_many([PendingRow("q", f"m{n}", 0, None) for n in range(300)])
+    store.messages.put_many([PendingRow("q", f"m{n}", 0, None) for n in range(300)])
     claimed: Counter[int] = Counter()
     lock = threading.Lock()
 
     def consume(owner: str) -> None:
-        while rows := store.claim("q", owner, 30.0, 7):
+        while rows := store.messages.claim("q", owner, 30.0, 7):
             with lock:
                 claimed.update(row.id for row in rows)
-            store.ack([row.id for row in rows])
+            store.messages.ack([row.id for row in rows])
 
     threads = [threading.Thread(target=consume, args=(f"c{n}",)) for n in range(3)]
     for thread in threads:
@@ -67,41 +69,43 @@ def test_mariadb__claims_never_share_a_message_and_leases_run_out(store: Message
     assert len(claimed) == 300
     assert set(claimed.values()) == {1}
 
-    store.put("q", "leased", 0, None)
-    (first,) = store.claim("q", "dies", 0.3, 1)
-    assert store.claim("q", "other", 30.0, 1) == []  # still leased
+    store.messages.put("q", "leased", 0, None)
+    (first,) = store.messages.claim("q", "dies", 0.3, 1)
+    assert store.messages.claim("q", "other", 30.0, 1) == []  # still leased
     time.sleep(0.4)
-    (again,) = store.claim("q", "other", 30.0, 1)
+    (again,) = store.messages.claim("q", "other", 30.0, 1)
     assert (again.id, again.delivery_count) == (first.id, 2)
 
 
 def test_mariadb__no_ack_take_expiry_upserts_locks_and_bindings(store: MessageStore) -> None:
-    store.put("events", "e1", 0, None)
-    store.put("events", "gone", 0, -1.0)  # its time-to-live already ran out
-    assert [row.payload for row in store.take("events", 10)] == ["e1"]
-    assert store.delete_expired() == 1
-    assert store.size("events") == 0
+    store.messages.put("events", "e1", 0, None)
+    store.messages.put("events", "gone", 0, -1.0)  # its time-to-live already ran out
+    assert [row.payload for row in store.messages.take("events", 10)] == ["e1"]
+    assert store.messages.delete_expired(1000) == 1
+    assert store.messages.size("events") == 0
 
-    store.heartbeat("worker-1", ["events"])
-    store.heartbeat("worker-1", ["events", "celery"])  # an upsert, not a duplicate key
-    store.set_gauges({"tick_lag_seconds": 0.25})
-    store.set_gauges({"tick_lag_seconds": 0.5})
+    store.consumers.heartbeat("worker-1", ["events"])
+    store.consumers.heartbeat("worker-1", ["events", "celery"])  # an upsert, not a duplicate key
+    gauges = Gauges(store.engine, store.tables.gauge)
+    gauges.set({"tick_lag_seconds": 0.25})
+    gauges.set({"tick_lag_seconds": 0.5})
     with store.engine.connect() as connection:
         consumers = connection.execute(sa.select(store.tables.consumer.c.queues)).scalars().all()
         gauge = connection.execute(sa.select(store.tables.gauge.c.value)).scalar_one()
     assert consumers == ['["celery", "events"]']
     assert gauge == 0.5
 
-    assert store.try_lock("step", "a", 30.0)
-    assert not store.try_lock("step", "b", 30.0)
-    store.unlock("step", "a")
-    assert store.try_lock("step", "b", 30.0)
+    locks = Locks(store.engine, store.tables.lock)
+    assert locks.try_lock("step", "a", 30.0)
+    assert not locks.try_lock("step", "b", 30.0)
+    locks.unlock("step", "a")
+    assert locks.try_lock("step", "b", 30.0)
 
-    store.declare_queue("bound", None)
-    store.declare_queue("bound", None)  # INSERT IGNORE
-    store.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
-    store.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
-    assert store.bindings("x") == [("fanout", "", "", "bound")]
+    store.queues.declare_queue("bound", None)
+    store.queues.declare_queue("bound", None)  # INSERT IGNORE
+    store.bindings.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
+    store.bindings.bind("x", exchange_type="fanout", routing_key="", pattern="", queue="bound")
+    assert store.bindings.of_exchange("x") == [("fanout", "", "", "bound")]
 
 
 def test_mariadb__publish_on_follows_the_callers_transaction(mariadb_url: str) -> None:
@@ -136,9 +140,9 @@ def test_mariadb__a_claim_that_times_out_on_a_lock_is_repeated(mariadb_url: str)
     engine = engine_for(mariadb_url, options)
     upgrade(engine, prefix)
     store = MessageStore(engine, queue_tables(prefix))
-    store.put("q", "acked", 0, None)
-    store.put("q", "next", 0, None)
-    (acked,) = store.claim("q", "me", 30.0, 1)
+    store.messages.put("q", "acked", 0, None)
+    store.messages.put("q", "next", 0, None)
+    (acked,) = store.messages.claim("q", "me", 30.0, 1)
 
     holder = sa.create_engine(mariadb_url, poolclass=sa.pool.NullPool)
     held = threading.Event()
@@ -156,10 +160,10 @@ def test_mariadb__a_claim_that_times_out_on_a_lock_is_repeated(mariadb_url: str)
     thread.start()
     assert held.wait(10)
     started = time.monotonic()
-    rows = store.claim("q", "me", 30.0, 1, acked=[acked.id])
+    rows = store.messages.claim("q", "me", 30.0, 1, acked=[acked.id])
     waited = time.monotonic() - started
     thread.join(timeout=10)
     holder.dispose()
     assert [row.payload for row in rows] == ["next"]
     assert waited >= 1.0  # the first try timed out on the held row
-    assert store.size("q") == 0  # the acked row is gone, the other one is leased
+    assert store.messages.size("q") == 0  # the acked row is gone, the other one is leased

@@ -25,26 +25,26 @@ def _store(url: str) -> MessageStore:
 def test_message_ids__a_late_ack_never_deletes_a_newer_message(database_url: str) -> None:
     store = _store(database_url)
     queue = f"ids_{time.time_ns()}"
-    store.declare_queue(queue, None)
+    store.queues.declare_queue(queue, None)
     try:
         # Given message A, leased by a consumer that stalls past its lease,
-        store.put(queue, "A", 0, None)
-        (stalled,) = store.claim(queue, "stalled", _LEASE_S, 1)
+        store.messages.put(queue, "A", 0, None)
+        (stalled,) = store.messages.claim(queue, "stalled", _LEASE_S, 1)
         time.sleep(_LEASE_S * 2)
         # taken over, run and acked by another consumer (A's row is deleted),
-        (taken,) = store.claim(queue, "rival", _LEASE_S, 1)
+        (taken,) = store.messages.claim(queue, "rival", _LEASE_S, 1)
         assert taken.id == stalled.id
-        assert store.ack([taken.id]) == 1
+        assert store.messages.ack([taken.id]) == 1
         # when a new message C is published,
-        store.put(queue, "C", 0, None)
+        store.messages.put(queue, "C", 0, None)
         # then the stalled consumer's late ack of A deletes nothing,
-        assert store.ack([stalled.id]) == 0
+        assert store.messages.ack([stalled.id]) == 0
         # and C is still there to be delivered.
-        (fresh,) = store.claim(queue, "rival", 30, 1)
+        (fresh,) = store.messages.claim(queue, "rival", 30, 1)
         assert fresh.payload == "C"
         assert fresh.id != stalled.id
     finally:
-        store.purge(queue)
+        store.messages.purge(queue)
         store.engine.dispose()
 
 

@@ -103,11 +103,11 @@ def test_routing__unused_queue_expires_with_its_messages_and_bindings(broker_url
         queue(connection.default_channel).declare()
         connection.Producer(exchange=exchange).publish({"n": 1})
         time.sleep(0.5)
-        dropped = connection.default_channel.store.delete_expired_queues()
+        dropped = connection.default_channel.store.queues.delete_expired_queues(1000)
         assert dropped == ["expiring_q"]
-        assert not connection.default_channel.store.has_queue("expiring_q")
-        assert connection.default_channel.store.bindings("expiring_x") == []
-        assert connection.default_channel.store.size("expiring_q") == 0
+        assert not connection.default_channel.store.queues.has_queue("expiring_q")
+        assert connection.default_channel.store.bindings.of_exchange("expiring_x") == []
+        assert connection.default_channel.store.messages.size("expiring_q") == 0
 
 
 def test_routing__a_consumed_queue_does_not_expire(broker_url: str) -> None:
@@ -119,8 +119,8 @@ def test_routing__a_consumed_queue_does_not_expire(broker_url: str) -> None:
             while time.monotonic() < deadline:
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=0.1)
-            assert connection.default_channel.store.has_queue("kept_alive")
+            assert connection.default_channel.store.queues.has_queue("kept_alive")
         # No consumer any more: a cleaner round (this process's keeper or ours) drops it.
         time.sleep(0.7)
-        connection.default_channel.store.delete_expired_queues()
-        assert not connection.default_channel.store.has_queue("kept_alive")
+        connection.default_channel.store.queues.delete_expired_queues(1000)
+        assert not connection.default_channel.store.queues.has_queue("kept_alive")

@@ -1,5 +1,6 @@
-"""SQLite's message statements (sqlite_messages): the write lock is taken only to write, and a
-claim that loses rows to another consumer between its read and its update gets only its own."""
+"""SQLite's message statements (transport/store/sqlite.py): the write lock is taken only to
+write, and a claim that loses rows to another consumer between its read and its update gets only
+its own."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import upgrade
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
+from link_message_queue.transport.store.connections import Connections
 from link_message_queue.transport.store.sqlite import SqliteMessages
 
 
@@ -56,7 +58,7 @@ def _messages(sqlite_url: str) -> tuple[SqliteMessages, sqlite3.Connection]:
     connection: Any = engine.raw_connection()
     driver: sqlite3.Connection = connection.driver_connection
     connection.close()
-    return SqliteMessages(engine, queue_tables("linkmq_").message), driver
+    return SqliteMessages(Connections(engine), queue_tables("linkmq_")), driver
 
 
 def test_sqlite__a_claim_that_loses_rows_to_a_rival_between_read_and_update_gets_only_its_own(
@@ -85,15 +87,15 @@ def test_sqlite__a_claim_that_loses_rows_to_a_rival_between_read_and_update_gets
         traced.set_trace_callback(None)
 
     assert rival_claims_first_two.done  # type: ignore[attr-defined]
-    assert sorted(payload for _, payload, _, _ in claimed) == ["m2", "m3"]
-    assert all(count == 1 for _, _, count, _ in claimed)
+    assert sorted(row.payload for row in claimed) == ["m2", "m3"]
+    assert all(row.delivery_count == 1 for row in claimed)
     owners = dict(
         rival.execute("SELECT payload, lease_owner FROM linkmq_message ORDER BY id").fetchall()
     )
     assert owners == {"m0": "rival", "m1": "rival", "m2": "me", "m3": "me", "m4": None, "m5": None}
     # The next claim of the same owner takes the rest, and nothing twice.
     rest = messages.claim("q", "me", 30.0, 10, acked=())
-    assert sorted(payload for _, payload, _, _ in rest) == ["m4", "m5"]
+    assert sorted(row.payload for row in rest) == ["m4", "m5"]
     rival.close()
 
 
@@ -103,7 +105,9 @@ def test_sqlite__a_batch_larger_than_one_statement_is_written_whole_and_in_order
     messages, _ = _messages(sqlite_url)
     messages.put_many([PendingRow("q", f"m{n}", 0, None) for n in range(2500)])
     taken = messages.take("q", 5000, acked=())
-    assert [payload for _, payload, _, _ in sorted(taken)] == [f"m{n}" for n in range(2500)]
+    assert [row.payload for row in sorted(taken, key=lambda row: row.id)] == [
+        f"m{n}" for n in range(2500)
+    ]
     assert messages.take("q", 10, acked=()) == []
 
 
@@ -175,5 +179,5 @@ def test_sqlite__a_take_whose_delete_fails_delivers_nothing_and_its_rows_come_ba
     assert messages.take("q", 10, acked=()) == []
     time.sleep(0.6)
     again = messages.take("q", 10, acked=())
-    assert sorted((payload, count) for _, payload, count, _ in again) == [("m1", 2), ("m2", 2)]
+    assert sorted((row.payload, row.delivery_count) for row in again) == [("m1", 2), ("m2", 2)]
     assert messages.take("q", 10, acked=()) == []

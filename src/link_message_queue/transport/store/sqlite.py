@@ -1,5 +1,5 @@
-"""SQLite's hot message statements (publish, claim, take, ack), each written so that SQLite's
-one write lock is held only while SQLite itself works.
+"""SQLite's message SQL. The hot statements (publish, claim, take, ack) are each written so that
+SQLite's one write lock is held only while SQLite itself works; the others are ``common``'s.
 
 Why: in a ``BEGIN IMMEDIATE … COMMIT`` run through SQLAlchemy the lock is held across Python
 code, and every sqlite3 call in it gives up the GIL and takes it back. In a process whose other
@@ -31,46 +31,54 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from ...db import QueueTables
 from .. import states
-from ..rows import INSERT_COLUMNS, PendingRow
+from ..put_connection import PutConnection
+from ..rows import INSERT_COLUMNS, ClaimedRow, PendingRow
+from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
+from .connections import Connections
 
 # One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
 _ROWS_PER_INSERT = 1000
 # How long a taken (no-ack) row stays leased before its DELETE: only a process that dies in
 # between leaves it, and then it is delivered again.
 _TAKE_LEASE_S = 60.0
-_COLUMNS = ", ".join(INSERT_COLUMNS)
 
 Row = tuple[int, str, int, int]  # id, payload, delivery_count, priority
 
 
-class SqliteMessages:
-    """SQLite's hot statements (put, claim, take, ack) on the message table, run on the engine's raw
-    sqlite3 connection in autocommit; see the module docstring for why. Times are this host's
-    ``time.time()``; sqlite3 errors propagate."""
+class SqliteMessages(CommonMessages):
+    """``MessageSQL`` on SQLite. The hot statements (put, claim, take, ack) run on the engine's
+    raw sqlite3 connection in autocommit (see the module docstring for why); the others are
+    ``CommonMessages``'. Times are this host's ``time.time()``; sqlite3 errors come out as
+    SQLAlchemy's."""
 
-    def __init__(self, engine: sa.Engine, message: sa.Table) -> None:
-        self._engine = engine
-        self._table = table = message.name
+    def __init__(self, connections: Connections, tables: QueueTables) -> None:
+        super().__init__(connections, tables)
+        self._engine = connections.engine
+        self._table = table = self.message.name
         # The one definition of "ready" (states), with the named parameter :now.
         self._is_ready = states.ready_sql(
-            message, sqlite.dialect(paramstyle="named"), sa.bindparam("now")
+            self.message, sqlite.dialect(paramstyle="named"), sa.bindparam("now")
         )
         self._ready_sql = (
             f"SELECT id, payload, delivery_count, priority FROM {table} "
             f"WHERE queue = :queue AND {self._is_ready} ORDER BY priority DESC, id LIMIT :limit"
         )
-        self._put_sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)"
+        self._put_sql = f"INSERT INTO {table} ({INSERT_COLUMNS_SQL}) VALUES (?, ?, ?, ?, ?, ?, 0)"
         self._take_owner = f"no-ack:{uuid.uuid4().hex}"
         self._last_mark = 0.0
         self._mark_lock = threading.Lock()
 
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
-        """Insert one message into ``queue``: ``payload`` (JSON text), ``priority`` (0-255),
-        expiring ``ttl_s`` seconds from now (never if None)."""
-        self._execute(*self.put_statement(PendingRow(queue, payload, priority, ttl_s)))
+        """See ``MessageSQL.put``."""
+        self._execute(*self._put_statement(PendingRow(queue, payload, priority, ttl_s)))
 
-    def put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
+    def put_connection(self) -> PutConnection | None:
+        """See ``MessageSQL.put_connection``: one held sqlite3 connection, not prepared."""
+        return PutConnection(self._engine, self._put_statement, prepare=False)
+
+    def _put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
         """The INSERT of one message (SQL, qmark parameters), timed now."""
         now = time.time()
         return self._put_sql, (
@@ -82,10 +90,10 @@ class SqliteMessages:
             _expires_at(now, row.ttl_s),
         )
 
-    def put_many(self, rows: Sequence[PendingRow]) -> None:
-        """Insert ``rows`` in order, all or none: one statement, or one transaction when there
-        are more than fit in one."""
-        statements = self.insert_statements(rows)
+    def _put_many_alone(self, rows: Sequence[PendingRow]) -> None:
+        # One statement, or one transaction when there are more than fit in one, holding the
+        # write lock only while SQLite works.
+        statements = self._insert_statements(rows)
         if len(statements) == 1:
             self._execute(*statements[0])
             return
@@ -99,34 +107,40 @@ class SqliteMessages:
                 db.execute("ROLLBACK")
                 raise
 
-    def insert_statements(self, rows: Sequence[PendingRow]) -> list[tuple[str, tuple[Any, ...]]]:
+    def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
+        for sql, parameters in self._insert_statements(rows):
+            connection.exec_driver_sql(sql, parameters)
+
+    def _insert_statements(self, rows: Sequence[PendingRow]) -> list[tuple[str, tuple[Any, ...]]]:
         """The multi-row INSERTs (SQL, qmark parameters) that write ``rows`` in order, all
-        timed now; for ``put_many`` or for a caller's transaction."""
+        timed now."""
         chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
         now = time.time()
-        return [self._insert_many(chunk, now) for chunk in chunks]
+        return [self._insert_chunk(chunk, now) for chunk in chunks]
 
     def claim(
-        self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int]
-    ) -> list[Row]:
-        """Lease up to ``limit`` ready rows of ``queue`` to ``owner``; delete ``acked`` first."""
+        self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
+    ) -> list[ClaimedRow]:
+        """See ``MessageSQL.claim``: ``acked`` deleted just before."""
         with self._connection() as db:
             if acked:
                 self._delete(db, acked)
-            return self._lease(db, queue, owner, lease_s, limit)
+            return in_delivery_order(self._lease(db, queue, owner, lease_s, limit))
 
-    def take(self, queue: str, limit: int, acked: Sequence[int]) -> list[Row]:
-        """Delete and return up to ``limit`` ready rows of ``queue`` (AMQP's no_ack)."""
+    def take(self, queue: str, limit: int, acked: Sequence[int] = ()) -> list[ClaimedRow]:
+        """See ``MessageSQL.take``: a claim, then one DELETE."""
         with self._connection() as db:
             if acked:
                 self._delete(db, acked)
             rows = self._lease(db, queue, self._take_owner, _TAKE_LEASE_S, limit)
             if rows:
                 self._delete(db, [row[0] for row in rows])
-            return rows
+            return in_delivery_order(rows)
 
     def ack(self, ids: Sequence[int]) -> int:
-        """Delete the messages with ``ids``; return how many rows were deleted."""
+        """See ``MessageSQL.ack``."""
+        if not ids:
+            return 0
         with self._connection() as db:
             return self._delete(db, ids)
 
@@ -178,14 +192,16 @@ class SqliteMessages:
         ).rowcount
         return deleted
 
-    def _insert_many(self, rows: Sequence[PendingRow], now: float) -> tuple[str, tuple[Any, ...]]:
+    def _insert_chunk(self, rows: Sequence[PendingRow], now: float) -> tuple[str, tuple[Any, ...]]:
         placeholders = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
         values = ",".join([placeholders] * len(rows))
         parameters: list[Any] = []
         for row in rows:
             expires_at = _expires_at(now, row.ttl_s)
             parameters += (row.queue, row.priority, row.payload, now, now, expires_at, 0)
-        return f"INSERT INTO {self._table} ({_COLUMNS}) VALUES {values}", tuple(parameters)
+        return f"INSERT INTO {self._table} ({INSERT_COLUMNS_SQL}) VALUES {values}", tuple(
+            parameters
+        )
 
     def _execute(self, sql: str, parameters: tuple[Any, ...]) -> None:
         with self._connection() as db:

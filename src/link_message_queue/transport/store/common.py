@@ -1,0 +1,164 @@
+"""The message SQL that two or more dialects share, as ``CommonMessages``, the base of each
+dialect's implementation (``postgres``, ``sqlite``, ``mysql``), which overrides what it says
+differently. Built with SQLAlchemy's expression language, so one text serves every dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...db import SECONDS, QueueTables
+from .. import states
+from ..rows import INSERT_COLUMNS, ClaimedRow, PendingRow
+from ..transactional import writing_in
+from .connections import Connections
+
+# The columns a new row fills, for the statements written as text (SQLite, PostgreSQL).
+INSERT_COLUMNS_SQL = ", ".join(INSERT_COLUMNS)
+
+
+class CommonMessages:
+    """The message operations whose SQL is the same on PostgreSQL, SQLite and MySQL/MariaDB
+    (release, delete_leased, purge, size), or on two of them (ack, renew with ``RETURNING``,
+    delete_expired with a subquery, put_many's frame, the insert timed by the database). A
+    dialect's class adds ``put``, ``put_connection``, ``claim``, ``take`` and ``_insert_many``
+    (see ``messages.MessageSQL`` for each method's contract)."""
+
+    def __init__(self, connections: Connections, tables: QueueTables) -> None:
+        self._db = connections
+        self.tables = tables
+        self.message = tables.message
+
+    # -- publish ---------------------------------------------------------------------------
+
+    def put_many(self, rows: Sequence[PendingRow], connection: sa.Connection | None = None) -> None:
+        """See ``MessageSQL.put_many``."""
+        if not rows:
+            return
+        if connection is not None:
+            with writing_in(connection):
+                self._insert_many(connection, rows)
+        else:
+            self._put_many_alone(rows)
+
+    def _put_many_alone(self, rows: Sequence[PendingRow]) -> None:
+        # A single row is one statement: autocommit (PostgreSQL) spares BEGIN and COMMIT.
+        engine = self._db.single if len(rows) == 1 else self._db.engine
+        with engine.begin() as own:
+            self._insert_many(own, rows)
+
+    def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
+        raise NotImplementedError  # each dialect's class writes its batch its own way
+
+    def _insert_rows(self) -> sa.Insert:
+        """INSERT of new messages timed by the database: parameters from
+        ``_insert_parameters``, one dict a row (an executemany)."""
+        now = self._db.now()
+        return sa.insert(self.message).values(
+            created_at=now,
+            visible_at=now,
+            expires_at=now + sa.bindparam("ttl_s", type_=SECONDS),
+            delivery_count=0,
+        )
+
+    @staticmethod
+    def _insert_parameters(row: PendingRow) -> dict[str, Any]:
+        return {
+            "queue": row.queue,
+            "priority": row.priority,
+            "payload": row.payload,
+            "ttl_s": row.ttl_s,
+        }
+
+    # -- after a claim ---------------------------------------------------------------------
+
+    def ack(self, ids: Sequence[int]) -> int:
+        """See ``MessageSQL.ack``."""
+        if not ids:
+            return 0
+        message = self.message
+        with self._db.single.begin() as connection:
+            return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
+
+    def release(self, ids: Sequence[int], owner: str, delay_s: float = 0.0) -> int:
+        """See ``MessageSQL.release``."""
+        if not ids:
+            return 0
+        message = self.message
+        with self._db.single.begin() as connection:
+            return connection.execute(
+                sa.update(message)
+                .where(message.c.id.in_(ids), message.c.lease_owner == owner)
+                .values(visible_at=self._db.now() + delay_s, lease_owner=None)
+            ).rowcount
+
+    def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
+        """See ``MessageSQL.renew``."""
+        id_list = list(ids)
+        if not id_list:
+            return set()
+        _, renew = self._renewal(id_list, owner, lease_s)
+        with self._db.single.begin() as connection:
+            return set(connection.execute(renew.returning(self.message.c.id)).scalars())
+
+    def _renewal(
+        self, ids: list[int], owner: str, lease_s: float
+    ) -> tuple[sa.ColumnElement[bool], sa.Update]:
+        """The condition "held by ``owner`` among ``ids``" and the UPDATE that renews those."""
+        message = self.message
+        held = sa.and_(message.c.id.in_(ids), message.c.lease_owner == owner)
+        return held, sa.update(message).where(held).values(visible_at=self._db.now() + lease_s)
+
+    def delete_leased(self, connection: sa.Connection, message_id: int, owner: str) -> bool:
+        """See ``MessageSQL.delete_leased``."""
+        message = self.message
+        deleted = connection.execute(
+            sa.delete(message).where(message.c.id == message_id, message.c.lease_owner == owner)
+        ).rowcount
+        return deleted == 1
+
+    def close(self) -> None:
+        """See ``MessageSQL.close``: nothing is held here."""
+
+    # -- whole queues ----------------------------------------------------------------------
+
+    def purge(self, queue: str) -> int:
+        """See ``MessageSQL.purge``."""
+        message = self.message
+        with self._db.engine.begin() as connection:
+            return connection.execute(
+                sa.delete(message).where(
+                    message.c.queue == queue, sa.not_(states.leased(message, self._db.now()))
+                )
+            ).rowcount
+
+    def size(self, queue: str, connection: sa.Connection | None = None) -> int:
+        """See ``MessageSQL.size``."""
+        message = self.message
+        statement = sa.select(sa.func.count()).where(
+            message.c.queue == queue, states.ready(message, self._db.now())
+        )
+        return int(self._db.scalar(statement, connection))
+
+    def delete_expired(self, limit: int) -> int:
+        """See ``MessageSQL.delete_expired``."""
+        message = self.message
+        with self._db.engine.begin() as connection:
+            return connection.execute(
+                sa.delete(message).where(message.c.id.in_(self._expired(limit).scalar_subquery()))
+            ).rowcount
+
+    def _expired(self, limit: int) -> sa.Select[tuple[int]]:
+        message = self.message
+        return sa.select(message.c.id).where(message.c.expires_at <= self._db.now()).limit(limit)
+
+
+def in_delivery_order(rows: Iterable[Any]) -> list[ClaimedRow]:
+    """Claimed rows, each (id, payload, delivery_count, priority) from SQLAlchemy or sqlite3, as
+    ``ClaimedRow``, highest priority first, FIFO within a priority (RETURNING gives no order)."""
+    claimed = [ClaimedRow(*row) for row in rows]
+    claimed.sort(key=lambda row: (-row.priority, row.id))
+    return claimed

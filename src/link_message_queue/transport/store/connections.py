@@ -1,0 +1,58 @@
+"""How the store's modules reach the database: the engine, its autocommit twin for one-statement
+transactions, its read-only twin for reads, and running a statement in the caller's transaction
+or in one of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...db import database_now, read_only
+from ...db.dialects import single_statement_engine
+from ..transactional import writing_in
+
+
+class Connections:
+    """``engine`` (``dialect`` is its name), ``single`` (one-statement transactions: autocommit
+    on PostgreSQL, see ``db.dialects.single_statement_engine``) and ``reader`` (read-only
+    connections). ``hold_claim_connection``: claims may keep one pool connection checked out
+    until the store is closed (PostgreSQL with psycopg, ``claim_connection``); only an owner
+    that closes the store asks for it (the kombu ``Transport``, in ``close_connection``), since
+    a store dropped unclosed would keep its pool slot until garbage collection. Database errors
+    propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+
+    def __init__(self, engine: sa.Engine, *, hold_claim_connection: bool = False) -> None:
+        self.engine = engine
+        self.hold_claim_connection = hold_claim_connection
+        self.dialect = engine.dialect.name
+        self.single = single_statement_engine(engine)
+        self.reader = read_only(engine)
+
+    def now(self) -> sa.ColumnElement[float]:
+        """The database's now, for one statement (see ``clock.database_now``)."""
+        return database_now(self.dialect)
+
+    def execute(
+        self,
+        statement: sa.Executable,
+        connection: sa.Connection | None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Run ``statement`` in ``connection``'s transaction (committed with the caller's work;
+        SQLite's refused write lock raised as ``DeferredTransactionError``, see ``writing_in``),
+        or, without one, in a transaction of its own."""
+        if connection is not None:
+            with writing_in(connection):
+                connection.execute(statement, parameters)
+            return
+        with self.single.begin() as own:
+            own.execute(statement, parameters)
+
+    def scalar(self, statement: sa.Select[Any], connection: sa.Connection | None) -> Any:
+        """The first column of ``statement``'s first row (None without rows), read on
+        ``connection`` if given, else on a read-only connection."""
+        if connection is not None:
+            return connection.execute(statement).scalar()
+        with self.reader.connect() as own:
+            return own.execute(statement).scalar()

@@ -1,0 +1,160 @@
+"""PostgreSQL's message SQL. Every operation is one statement, run in autocommit (one round trip),
+with the server's clock read inside it (``clock.POSTGRESQL_NOW_SQL``: no host time is bound).
+A claim locks its rows with ``FOR UPDATE SKIP LOCKED``, so consumers never wait for each
+other, and deletes the buffered acks in the same statement. A publish's ``pg_notify`` wakes the
+queue's listeners on commit. psycopg 3 also gets server-side prepared publishes, claims and
+takes on a held connection (``claim_connection``) and COPY batches; other drivers the portable
+statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...db import QueueTables
+from ...db.clock import POSTGRESQL_NOW_SQL
+from .. import states
+from ..claim_connection import ClaimConnection
+from ..put_connection import PutConnection
+from ..rows import ClaimedRow, PendingRow
+from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
+from .connections import Connections
+
+
+class PostgresMessages(CommonMessages):
+    """``MessageSQL`` on PostgreSQL (see the module docstring)."""
+
+    def __init__(self, connections: Connections, tables: QueueTables) -> None:
+        super().__init__(connections, tables)
+        self._psycopg = connections.engine.dialect.driver == "psycopg"
+        now = POSTGRESQL_NOW_SQL
+        table = self.message.name
+        # One round trip: the row and its wake-up signal; NOTIFY fires on commit. In the
+        # driver's own parameter style: a channel runs it on its raw connection.
+        self._put_sql = (
+            f"WITH inserted AS (INSERT INTO {table} ({INSERT_COLUMNS_SQL}) "
+            f"VALUES (%(queue)s, %(priority)s, %(payload)s, {now}, {now}, "
+            f"{now} + CAST(%(ttl_s)s AS DOUBLE PRECISION), 0) "
+            "RETURNING id) SELECT pg_notify(%(channel)s, %(queue)s) FROM inserted"
+        )
+        # A batch (COPY) opens with one statement that reads the server's clock for the
+        # rows and signals their queues (NOTIFY is delivered on commit, after the rows).
+        self._copy_sql = f"COPY {table} ({INSERT_COLUMNS_SQL}) FROM STDIN"
+        self._batch_clock_sql = (
+            f"SELECT {now}, (SELECT count(pg_notify(%s, q)) FROM unnest(CAST(%s AS TEXT[])) q)"
+        )
+        is_ready = states.ready_sql(
+            self.message, connections.engine.dialect, sa.literal_column(now)
+        )
+        # Buffered acks are deleted and the next ready rows locked in the same statement.
+        acked_and_ready = (
+            f"WITH acked AS (DELETE FROM {table} WHERE id = ANY(CAST(:acked AS BIGINT[]))), "
+            f"ready AS (SELECT id FROM {table} WHERE queue = :queue AND {is_ready} "
+            "ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+        )
+        self._claim_sql = sa.text(
+            acked_and_ready
+            + f"UPDATE {table} AS m SET visible_at = {now} + :lease_s, lease_owner = :owner, "
+            "delivery_count = m.delivery_count + 1 FROM ready WHERE m.id = ready.id "
+            "RETURNING m.id, m.payload, m.delivery_count, m.priority"
+        )
+        self._take_sql = sa.text(
+            acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
+            "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
+        )
+        # psycopg: claims and takes on a held raw connection (claim_connection), their SQL in
+        # the driver's parameter style.
+        self._claims = (
+            ClaimConnection(connections.single)
+            if self._psycopg and connections.hold_claim_connection
+            else None
+        )
+        self._raw_claim_sql = str(self._claim_sql.compile(dialect=connections.engine.dialect))
+        self._raw_take_sql = str(self._take_sql.compile(dialect=connections.engine.dialect))
+
+    def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        """See ``MessageSQL.put``: one statement, the row and its NOTIFY."""
+        with self._db.single.begin() as own:
+            own.exec_driver_sql(*self._put_statement(PendingRow(queue, payload, priority, ttl_s)))
+
+    def put_connection(self) -> PutConnection | None:
+        """See ``MessageSQL.put_connection``: with psycopg, server-side prepared."""
+        if not self._psycopg:
+            return None
+        return PutConnection(self._db.single, self._put_statement, prepare=True)
+
+    def _put_statement(self, row: PendingRow) -> tuple[str, dict[str, Any]]:
+        parameters = {
+            "queue": row.queue,
+            "priority": row.priority,
+            "payload": row.payload,
+            "ttl_s": row.ttl_s,
+            "channel": self.tables.notify_channel,
+        }
+        return self._put_sql, parameters
+
+    def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
+        # One row: put's one statement; psycopg: COPY; other drivers: executemany, then NOTIFY.
+        if len(rows) == 1:
+            connection.exec_driver_sql(*self._put_statement(rows[0]))
+        elif self._psycopg:
+            self._copy_many(connection, rows)
+        else:
+            connection.execute(self._insert_rows(), [self._insert_parameters(row) for row in rows])
+            for queue in sorted({row.queue for row in rows}):
+                connection.execute(sa.select(sa.func.pg_notify(self.tables.notify_channel, queue)))
+
+    def _copy_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
+        # COPY costs a third of the CPU of an executemany (measured: 0.21 against 0.72 ms for
+        # 30 rows) and a tenth of an INSERT … SELECT FROM unnest(…) of the same rows (psycopg
+        # adapts each list item in Python), and this runs in the publisher's process, under
+        # its GIL. COPY takes values, not expressions: the server's now is read by the
+        # batch's first statement, which also carries the wake-up signals. It runs through
+        # SQLAlchemy, so a caller's connection begins its transaction if it had none.
+        queues = sorted({row.queue for row in rows})
+        clock = connection.exec_driver_sql(
+            self._batch_clock_sql, (self.tables.notify_channel, queues)
+        )
+        now = float(clock.scalar_one())
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(self._copy_sql) as copy:
+            for row in rows:
+                expires_at = None if row.ttl_s is None else now + row.ttl_s
+                copy.write_row((row.queue, row.priority, row.payload, now, now, expires_at, 0))
+
+    def claim(
+        self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
+    ) -> list[ClaimedRow]:
+        """See ``MessageSQL.claim``: one statement, the acks deleted in it."""
+        parameters = {
+            "acked": list(acked),
+            "queue": queue,
+            "limit": limit,
+            "lease_s": lease_s,
+            "owner": owner,
+        }
+        return in_delivery_order(self._fetch(self._claim_sql, self._raw_claim_sql, parameters))
+
+    def take(self, queue: str, limit: int, acked: Sequence[int] = ()) -> list[ClaimedRow]:
+        """See ``MessageSQL.take``: one statement, the acks deleted in it."""
+        parameters = {"acked": list(acked), "queue": queue, "limit": limit}
+        return in_delivery_order(self._fetch(self._take_sql, self._raw_take_sql, parameters))
+
+    def _fetch(
+        self, statement: sa.TextClause, raw_sql: str, parameters: dict[str, Any]
+    ) -> Sequence[Any]:
+        """Rows of a claim or take: on the held claim connection, or through SQLAlchemy where
+        there is none or another thread is using it."""
+        rows = None if self._claims is None else self._claims.fetch(raw_sql, parameters)
+        if rows is not None:
+            return rows
+        with self._db.single.connect() as connection:
+            return connection.execute(statement, parameters).all()
+
+    def close(self) -> None:
+        """See ``MessageSQL.close``: gives back the held claim connection."""
+        if self._claims is not None:
+            self._claims.close()
