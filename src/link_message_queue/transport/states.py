@@ -1,5 +1,7 @@
-"""A message's state, defined once: claims, ``size``, ``link-mq status`` and the metrics all
-count with these conditions, so they agree.
+"""A message's state, defined once: claims, ``size``, the cleaner, ``link-mq status`` and the
+metrics all count with these conditions, so they agree; the statements written as SQL text
+(PostgreSQL's claim and take, SQLite's hot statements) embed ``ready_sql``, never a copy
+(``tests/unit/test_states.py`` checks).
 
 Every live message (its time-to-live has not run out) is exactly one of:
 
@@ -18,9 +20,15 @@ from typing import Any
 import sqlalchemy as sa
 
 
+def expired(message: sa.Table, now: Any) -> sa.ColumnElement[bool]:
+    """Its time-to-live ran out: what the cleaner deletes (a message without one never expires)."""
+    is_expired: sa.ColumnElement[bool] = message.c.expires_at <= now
+    return is_expired
+
+
 def live(message: sa.Table, now: Any) -> sa.ColumnElement[bool]:
     """Not expired: no time-to-live, or it has not run out."""
-    return sa.or_(message.c.expires_at.is_(None), message.c.expires_at > now)
+    return sa.or_(message.c.expires_at.is_(None), sa.not_(expired(message, now)))
 
 
 def ready(message: sa.Table, now: Any) -> sa.ColumnElement[bool]:

@@ -100,17 +100,17 @@ class CommonMessages:
         id_list = list(ids)
         if not id_list:
             return set()
-        _, renew = self._renewal(id_list, owner, lease_s)
-        with self._db.single.begin() as connection:
-            return set(connection.execute(renew.returning(self.message.c.id)).scalars())
-
-    def _renewal(
-        self, ids: list[int], owner: str, lease_s: float
-    ) -> tuple[sa.ColumnElement[bool], sa.Update]:
-        """The condition "held by ``owner`` among ``ids``" and the UPDATE that renews those."""
         message = self.message
-        held = sa.and_(message.c.id.in_(ids), message.c.lease_owner == owner)
-        return held, sa.update(message).where(held).values(visible_at=self._db.now() + lease_s)
+        held = sa.and_(message.c.id.in_(id_list), message.c.lease_owner == owner)
+        renew = sa.update(message).where(held).values(visible_at=self._db.now() + lease_s)
+        with self._db.single.begin() as connection:
+            return self._renew_in(connection, held, renew)
+
+    def _renew_in(
+        self, connection: sa.Connection, held: sa.ColumnElement[bool], renew: sa.Update
+    ) -> set[int]:
+        """Run ``renew`` (the rows ``held``) on ``connection``; the ids it renewed."""
+        return set(connection.execute(renew.returning(self.message.c.id)).scalars())
 
     def delete_leased(self, connection: sa.Connection, message_id: int, owner: str) -> bool:
         """See ``MessageSQL.delete_leased``."""
@@ -153,7 +153,7 @@ class CommonMessages:
 
     def _expired(self, limit: int) -> sa.Select[tuple[int]]:
         message = self.message
-        return sa.select(message.c.id).where(message.c.expires_at <= self._db.now()).limit(limit)
+        return sa.select(message.c.id).where(states.expired(message, self._db.now())).limit(limit)
 
 
 def in_delivery_order(rows: Iterable[Any]) -> list[ClaimedRow]:

@@ -7,7 +7,7 @@ the ids first, in the same transaction. Times are the server's ``UTC_TIMESTAMP(6
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,17 +92,13 @@ class MysqlMessages(CommonMessages):
         self.ack([row.id for row in claimed])
         return claimed
 
-    def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
-        """See ``MessageSQL.renew``: the update, then a read of the rows it renewed."""
-        id_list = list(ids)
-        if not id_list:
-            return set()
-        held, renew = self._renewal(id_list, owner, lease_s)
-        with self._db.single.begin() as connection:
-            # Read back, in the same transaction, the rows the update locked (a row this
-            # owner does not hold cannot become its own).
-            connection.execute(renew)
-            return set(connection.execute(sa.select(self.message.c.id).where(held)).scalars())
+    def _renew_in(
+        self, connection: sa.Connection, held: sa.ColumnElement[bool], renew: sa.Update
+    ) -> set[int]:
+        # No UPDATE … RETURNING: read back, in the same transaction, the rows the update
+        # locked (a row this owner does not hold cannot become its own).
+        connection.execute(renew)
+        return set(connection.execute(sa.select(self.message.c.id).where(held)).scalars())
 
     def delete_expired(self, limit: int) -> int:
         """See ``MessageSQL.delete_expired``: the ids first, then their delete."""
