@@ -26,6 +26,7 @@ from .bridge.ticks import StepTickListener, TickBus
 from .bridge.worker_handler import WorkerHandler
 from .db import database_for
 from .engine import WorkflowEngine
+from .monitoring.gauges import Gauges
 from .processor.definitions import load_process_definitions, named_targets
 from .processor.types import TypeRegistry
 from .processor.workflow_processor import WorkflowProcessor
@@ -167,7 +168,8 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
     step = TickStep(forwarding, source, keeper)
     relay = OutboxRelay(outbox, store, _publisher(app), owner=owner)
     ticks = TickBus()
-    listener = StepTickListener(step, settings.messages_per_tick)
+    gauges = Gauges(store.engine, store.tables.gauge)
+    listener = StepTickListener(step, settings.messages_per_tick, gauges.set)
     ticks.subscribe(listener)
     for name in config.tick_listeners:
         extra = registry.get(name)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..messages import TickOccurred
-from ..monitoring.gauges import Gauges
 from .tick_step import StepResult, TickStep
 
 logger = logging.getLogger(__name__)
@@ -72,13 +72,18 @@ class TickBus:
             raise errors[0]
 
 
-class StepTickListener:
-    """Runs one tick step of up to ``messages_per_tick`` messages per tick."""
+# Records gauges (name -> value) for the metrics: ``Gauges.set`` in the runtime.
+RecordGauges = Callable[[dict[str, float]], None]
 
-    def __init__(self, step: TickStep, messages_per_tick: int) -> None:
+
+class StepTickListener:
+    """Runs one tick step of up to ``messages_per_tick`` messages per tick and hands the tick's
+    gauges to ``record_gauges``."""
+
+    def __init__(self, step: TickStep, messages_per_tick: int, record_gauges: RecordGauges) -> None:
         self.step = step
         self.messages_per_tick = messages_per_tick
-        self.gauges = Gauges(step.store.engine, step.store.tables.gauge)
+        self.record_gauges = record_gauges
         self.last_result = StepResult()
 
     def on_tick(self, tick: TickOccurred) -> None:
@@ -90,7 +95,7 @@ class StepTickListener:
         if not result.busy:
             # For the metrics: how late the tick ran (its emission on the sender's clock to its
             # start on ours; negative when the clocks disagree) and how long its step took.
-            self.gauges.set(
+            self.record_gauges(
                 {
                     "tick_lag_seconds": max(0.0, started - tick.created_at.timestamp()),
                     "consumer_step_duration_seconds": time.time() - started,
