@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 import link_message_queue
+from link_message_queue.db import queue_tables
+from link_message_queue.db.clock import POSTGRESQL_NOW_SQL
 from link_message_queue.transport import states
-from link_message_queue.transport.clock import POSTGRESQL_NOW_SQL
-from link_message_queue.transport.schema import queue_tables
 from link_message_queue.transport.store.connections import Connections
 from link_message_queue.transport.store.postgres import PostgresMessages
 from link_message_queue.transport.store.sqlite import SqliteMessages
