@@ -154,8 +154,8 @@ def test_claim__a_store_not_asked_to_hold_gives_its_connection_back(
     pool = store.engine.pool
     assert isinstance(pool, sa.pool.QueuePool)
     before = pool.checkedout()
-    claimed = store.claim("unheld-claims", "me", 30.0, 1)
-    taken = store.take("unheld-claims", 1, acked=[claimed[0].id])
+    claimed = store.messages.claim("unheld-claims", "me", 30.0, 1)
+    taken = store.messages.take("unheld-claims", 1, acked=[claimed[0].id])
 
     assert pool.checkedout() == before
     assert [row.payload for row in claimed + taken] == ['{"n": 0}', '{"n": 1}']
