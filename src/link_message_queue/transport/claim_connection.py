@@ -9,6 +9,10 @@ CPU per claim against 0.10 ms on a held connection with the same prepared statem
 psycopg's cursor, in the one process that feeds every pool process (issue 18); libpq's call
 spares psycopg's query and row machinery too.
 
+A process holds at most one per engine (``claim_connection_for``), shared by every store that
+asks for it: Flower, say, opens a kombu connection per thread for its remote-control calls,
+and one held database connection each ran the engine's pool dry (its API hung).
+
 One thread at a time uses the connection; a claim that finds it busy (another thread of the
 same process claiming) gets ``None`` and goes the SQLAlchemy way. A lost connection is
 discarded (the next claim checks out another) and its error comes out as SQLAlchemy's, so
@@ -87,6 +91,21 @@ class ClaimConnection(PutConnection):
         # A claim in another thread of the parent may have held the lock at the fork.
         super()._abandon_in_child()
         self._lock = threading.Lock()
+
+
+_shared: dict[sa.Engine, ClaimConnection] = {}
+_shared_lock = threading.Lock()
+
+
+def claim_connection_for(engine: sa.Engine, autocommit: sa.Engine) -> ClaimConnection:
+    """This process's one ``ClaimConnection`` for ``engine`` (created on first use, running on
+    ``autocommit``, ``engine`` in autocommit). Closing it gives the connection back for every
+    store that shares it; the next claim checks one out again."""
+    with _shared_lock:
+        claims = _shared.get(engine)
+        if claims is None:
+            claims = _shared[engine] = ClaimConnection(autocommit)
+        return claims
 
 
 def _no_put(row: Any) -> tuple[str, Any]:

@@ -159,3 +159,21 @@ def test_claim__a_store_not_asked_to_hold_gives_its_connection_back(
 
     assert pool.checkedout() == before
     assert [row.payload for row in claimed + taken] == ['{"n": 0}', '{"n": 1}']
+
+
+def test_claim__stores_of_one_process_share_one_held_connection(
+    migrated_postgres_url: str,
+) -> None:
+    # Flower opens a kombu connection (a transport, a store) per remote-control thread: each
+    # holding its own connection ran the engine's pool dry and its API hung.
+    stores = [_store(migrated_postgres_url) for _ in range(20)]
+    _put(stores[0], "shared-claims", 20)
+    pool = stores[0].engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    before = pool.checkedout()
+    claimed = [store.messages.claim("shared-claims", "me", 30.0, 1) for store in stores]
+    held = pool.checkedout() - before
+    stores[0].close()
+
+    assert held <= 1
+    assert sorted(rows[0].payload for rows in claimed) == sorted(f'{{"n": {n}}}' for n in range(20))

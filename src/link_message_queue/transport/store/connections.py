@@ -16,11 +16,11 @@ from ..transactional import writing_in
 class Connections:
     """``engine`` (``dialect`` is its name), ``single`` (one-statement transactions: autocommit
     on PostgreSQL, see ``db.dialects.single_statement_engine``) and ``reader`` (read-only
-    connections). ``hold_claim_connection``: claims may keep one pool connection checked out
-    until the store is closed (PostgreSQL with psycopg, ``claim_connection``); only an owner
-    that closes the store asks for it (the kombu ``Transport``, in ``close_connection``), since
-    a store dropped unclosed would keep its pool slot until garbage collection. Database errors
-    propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+    connections). ``hold_claim_connection``: claims run on the process's one held pool
+    connection (PostgreSQL with psycopg, ``claim_connection``) until a store closes it; only
+    the kombu ``Transport`` asks for it (it closes the store in ``close_connection``), so the
+    runtime's and the monitors' stores, never closed, take no pool slot between claims.
+    Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
 
     def __init__(self, engine: sa.Engine, *, hold_claim_connection: bool = False) -> None:
         self.engine = engine

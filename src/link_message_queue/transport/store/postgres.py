@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ...db import QueueTables
 from ...db.clock import POSTGRESQL_NOW_SQL
 from .. import states
-from ..claim_connection import ClaimConnection
+from ..claim_connection import claim_connection_for
 from ..put_connection import PutConnection
 from ..rows import ClaimedRow, PendingRow
 from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
@@ -65,10 +65,10 @@ class PostgresMessages(CommonMessages):
             acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
             "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
         )
-        # psycopg: claims and takes on a held raw connection (claim_connection), their SQL in
-        # the driver's parameter style.
+        # psycopg: claims and takes on the process's held raw connection (claim_connection),
+        # their SQL in the driver's parameter style.
         self._claims = (
-            ClaimConnection(connections.single)
+            claim_connection_for(connections.engine, connections.single)
             if self._psycopg and connections.hold_claim_connection
             else None
         )
