@@ -110,10 +110,13 @@ def outbox_relay() -> int:
     return runtime().relay.run_once()
 
 
-@app.task(name=WORKFLOW_TASK, bind=True, ignore_result=True)
+# max_retries=None on the task: the bridge's RetryPolicy (LINK_MQ_MAX_ATTEMPTS) alone decides
+# when a message gives up and becomes a dead letter. Task.retry(max_retries=None) would mean
+# "the task's limit", Celery's default 3, which ended the 4th attempt acked and lost.
+@app.task(name=WORKFLOW_TASK, bind=True, ignore_result=True, max_retries=None)
 def workflow_message(self: Any, body: str) -> str:
     """Worker mode: forward one workflow message to the workflow engine."""
     try:
         return runtime().worker.handle(body, attempts=self.request.retries + 1)
     except RetryLaterError as retry:
-        raise self.retry(countdown=retry.delay_s, exc=retry.cause, max_retries=None) from retry
+        raise self.retry(countdown=retry.delay_s, exc=retry.cause) from retry

@@ -42,6 +42,8 @@ class Recorder:
         number, sleep_s = message.payload.data["n"], message.payload.data["sleep_s"]
         started = time.time()
         _note("start", number)
+        if message.payload.data.get("fail"):
+            raise ValueError(f"item {number} always fails")
         time.sleep(sleep_s)
         context.connection.execute(
             handled.insert().values(

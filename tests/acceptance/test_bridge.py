@@ -44,6 +44,7 @@ def environment(app_database_url: str, tmp_path: Path) -> dict[str, str]:
     metadata.create_all(engine)
     with engine.begin() as connection:  # the module's PostgreSQL database is shared
         connection.execute(sa.text("DELETE FROM linkmq_message"))
+        connection.execute(sa.text("DELETE FROM linkmq_dead_letter"))
     engine.dispose()
     return {
         "LINK_MQ_DATABASE_URL": app_database_url,
@@ -72,7 +73,9 @@ def celery(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[...
     stop_all(started)
 
 
-def _dispatch(environment: dict[str, str], count: int, sleep_s: float) -> None:
+def _dispatch(
+    environment: dict[str, str], count: int, sleep_s: float, *, fail: bool = False
+) -> None:
     settings = Settings.from_env(environment)
     app = Celery("acceptance-dispatch")
     app.conf.update(celery_config(settings))
@@ -80,7 +83,9 @@ def _dispatch(environment: dict[str, str], count: int, sleep_s: float) -> None:
     position = TaskListPosition.new(NODE)
     for number in range(count):
         collected = WorkflowMessage.new_data_collected(
-            Payload("Acceptance\\Item", {"n": number, "sleep_s": sleep_s}), HANDLER, NODE
+            Payload("Acceptance\\Item", {"n": number, "sleep_s": sleep_s, "fail": fail}),
+            HANDLER,
+            NODE,
         )
         runtime.workflow_engine.dispatch(collected.prepare_data_processing(position, HANDLER))
 
@@ -225,6 +230,36 @@ def test_bridge__worker_mode_runs_each_message_once(
     wait_for(lambda: len(_handled(url)) == 20, 90, "every message to be handled")
 
     assert Counter(row.n for row in _handled(url)) == Counter(range(20))
+
+
+def test_bridge__worker_mode_dead_letters_after_the_configured_attempts(
+    environment: dict[str, str], celery: Callable[..., CeleryProcess]
+) -> None:
+    # LINK_MQ_MAX_ATTEMPTS is left at its default (5), above Celery's own default of 3 retries:
+    # Celery's limit used to end the task on the 4th attempt, acked and lost, no dead letter.
+    url = environment["LINK_MQ_DATABASE_URL"]
+    worker_mode = {**environment, "LINK_MQ_CONSUME_MODE": "worker"}
+    assert "LINK_MQ_MAX_ATTEMPTS" not in worker_mode
+    _dispatch(worker_mode, 1, sleep_s=0, fail=True)
+    celery(*WORKER, extra_env={"LINK_MQ_CONSUME_MODE": "worker"})
+
+    wait_for(lambda: _dead_letters(url) != [], 90, "the failing message to be dead-lettered")
+
+    assert _dead_letters(url) == [("failed", 5)]
+    assert _runs(environment, "start")[0] == 5
+    assert _handled(url) == []
+
+
+def _dead_letters(database_url: str) -> list[tuple[str, int]]:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT reason, attempts FROM linkmq_dead_letter ORDER BY id")
+            )
+            return [(reason, attempts) for reason, attempts in rows]
+    finally:
+        engine.dispose()
 
 
 def test_bridge__demo_runs_end_to_end_on_the_embedded_default(tmp_path: Path) -> None:
