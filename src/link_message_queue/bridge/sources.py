@@ -57,12 +57,17 @@ class DeliverySource:
         self.deliveries = deliveries
 
     def receive(self, limit: int) -> Generator[Received, None, None]:
-        """Up to ``limit`` deliveries, each claimed when the previous one was settled."""
+        """Up to ``limit`` deliveries, each claimed when the previous one was settled. One the
+        step could not settle (its error ends the step and closes this generator) is let go:
+        renewed forever, it would never come back while this process lives."""
         for _ in range(limit):
             delivery = self.deliveries.take()
             if delivery is None:
                 return
-            yield _Delivered(delivery)
+            try:
+                yield _Delivered(delivery)
+            finally:
+                delivery.let_go()
 
 
 class _Fetched:

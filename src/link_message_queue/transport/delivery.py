@@ -79,6 +79,12 @@ class Delivery:
         finally:
             deliveries.keeper.forget([self.id])
 
+    def let_go(self) -> None:
+        """Stop renewing its lease without settling it (the step failed before it could, a lost
+        database, say): the message comes back when the lease runs out. Harmless after
+        ``complete`` or ``retry``."""
+        self._deliveries.keeper.forget([self.id])
+
     def retry(self, delay_s: float = 0.0) -> bool:
         """Hand the message back in its old place in the queue, visible again ``delay_s`` seconds
         from now (by the database's clock) and redelivered with ``attempt + 1``. Committed at

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.bridge.sources import DeliverySource
 from link_message_queue.db import engine_for, queue_tables
 from link_message_queue.transport import (
     Deliveries,
@@ -233,3 +234,26 @@ def test_lease_keeper__a_lock_held_longer_than_its_lease_is_renewed_until_releas
     assert keeper.locks.try_lock("step", "someone else", 1.0)
     with keeper.locked("step") as locked:
         assert not locked
+
+
+def test_delivery_source__a_delivery_the_step_could_not_settle_comes_back_after_its_lease(
+    broker: Broker,
+) -> None:
+    # The step's dead-letter transaction could not begin (the database was gone for a moment):
+    # the error ends the step with the delivery neither completed nor retried.
+    broker.publish("unsettled")
+    holder = broker.deliveries(lease_s=1.0)
+    other = broker.deliveries(lease_s=1.0)
+    gone = sa.create_engine("sqlite:////nonexistent/dir/db.sqlite3")
+
+    def step() -> None:
+        for _ in DeliverySource(holder).receive(1):
+            with gone.begin():
+                pass
+
+    with pytest.raises(sa.exc.OperationalError):
+        step()
+
+    assert holder.keeper.held() == []  # its lease is no longer renewed
+    taken = _eventually(other.take)  # so it comes back once the lease ran out
+    assert taken.attempt == 2
