@@ -73,6 +73,10 @@ def _on_commit(connection: sa.Connection) -> None:
 
 
 def _on_rollback(connection: sa.Connection) -> None:
+    if connection.invalidated:
+        # Its DBAPI connection is gone, and what it registered with it: reading ``info`` would
+        # raise PendingRollbackError here and hide the driver's error from the caller.
+        return
     due: _Due | None = connection.info.get(_KEY)
     if due is not None:
         due.uncommitted.clear()

@@ -452,3 +452,31 @@ def test_publish__a_refused_row_raises_sqlalchemys_error_and_the_next_publish_go
         queue.close()
     bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "refused")]
     assert bodies == ["after"]
+
+
+@pytest.mark.postgres
+def test_publish_on__a_connection_lost_in_the_block_raises_the_drivers_error(
+    migrated_postgres_url: str,
+) -> None:
+    # The server ends the caller's connection while the block publishes: the caller must see
+    # the driver's OperationalError (which it may retry), not a PendingRollbackError raised by
+    # a rollback listener reading the invalidated connection.
+    broker_url = f"linkmq+{migrated_postgres_url}"
+    engine = _app_engine(broker_url)
+    with (
+        kombu.Connection(broker_url) as broker,
+        closing(_declared(broker, "lost-in-block")) as queue,
+    ):
+
+        def publish_on_a_killed_connection() -> None:
+            with engine.begin() as app:
+                pid = app.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                with engine.connect() as admin:
+                    admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                with publish_on(app):
+                    queue.put("lost")
+
+        with pytest.raises(sa.exc.OperationalError):
+            publish_on_a_killed_connection()
+    engine.dispose()
+    assert _messages(broker_url, "lost-in-block") == []
