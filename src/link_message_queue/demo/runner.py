@@ -32,6 +32,7 @@ from ..db import database_for, masked, process_tables, queue_tables, upgrade
 from ..processor.state import FAILED, RUNNING
 from ..settings import Settings
 from ..transport import TransportOptions
+from .interrupts import Interrupts
 from .workflow import START, metadata, start_message, user_table, write_users_csv
 
 # The demo's own pace unless the environment says otherwise: fast ticks, several messages each.
@@ -122,13 +123,11 @@ def run_demo(
 
     processes: list[subprocess.Popen[bytes]] = []
     progress = _ProgressBar()
-    stopping = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    with tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
+    # SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the worker and beat
+    # run in sessions of their own and would outlive it otherwise.
+    with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
         try:
-            # SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the worker
-            # and beat run in sessions of their own and would outlive it otherwise.
-            for sig in stopping:
-                signal.signal(sig, signal.default_int_handler)
+            interrupts.check()
             log_path = Path(workdir) / "celery.log"
             if not external:
                 _start_celery(env, log_path, processes)
@@ -149,12 +148,12 @@ def run_demo(
                 processes=processes,
                 progress=progress,
                 log_path=log_path,
+                interrupts=interrupts,
             )
         finally:
             _stop(processes)
             progress.end()
-            for sig, handler in stopping.items():
-                signal.signal(sig, handler)
+        interrupts.check()
     say(
         f"demo: process {summary.process_id or '-'} {summary.status}: {summary.written} of "
         f"{summary.users} users written in {summary.chunks_succeeded} of {summary.chunks} "
@@ -261,9 +260,11 @@ def _watch(
     processes: list[subprocess.Popen[bytes]],
     progress: _ProgressBar,
     log_path: Path,
+    interrupts: Interrupts,
 ) -> DemoSummary:
     process = process_tables(settings.table_prefix).process
     while True:
+        interrupts.check()
         with engine.connect() as connection:
             written, retried = connection.execute(
                 sa.select(

@@ -1,0 +1,63 @@
+"""Ctrl-C (and SIGTERM, SIGHUP) that cannot be lost while the demo runs.
+
+Python raises KeyboardInterrupt wherever the main thread happens to be when the signal
+arrives; inside a finalizer or a weakref callback (garbage collection can run one at any
+allocation) the interpreter prints "Exception ignored in ..." and goes on, so the demo ran to
+its end after a Ctrl-C. :class:`Interrupts` records each signal before raising it, and
+:meth:`Interrupts.check` raises it again at the demo's next safe point."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType, TracebackType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupts:
+    """A context manager: while it is open, each of ``STOP_SIGNALS`` raises KeyboardInterrupt
+    and is remembered; one swallowed on the way (as an unraisable exception) is not reported
+    as a traceback but raised again by :meth:`check`. The previous handlers and the previous
+    ``sys.unraisablehook`` come back on exit. Main thread only (Python's rule for handlers)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None  # the first stop signal's number
+        self._swallowed = 0  # KeyboardInterrupts an "Exception ignored" swallowed
+        self._handlers: dict[int, Any] = {}
+        self._unraisable_hook = sys.unraisablehook
+
+    def __enter__(self) -> Interrupts:
+        for sig in STOP_SIGNALS:
+            self._handlers[sig] = signal.signal(sig, self._on_signal)
+        self._unraisable_hook = sys.unraisablehook
+        sys.unraisablehook = self._on_unraisable
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        sys.unraisablehook = self._unraisable_hook
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop signal came whose KeyboardInterrupt was swallowed."""
+        if self._swallowed:
+            self._swallowed = 0
+            raise KeyboardInterrupt
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        raise KeyboardInterrupt
+
+    def _on_unraisable(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._swallowed += 1  # raised again by check(); no traceback for a Ctrl-C
+            return
+        self._unraisable_hook(unraisable)

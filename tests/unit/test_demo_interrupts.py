@@ -1,0 +1,85 @@
+"""A stop signal during the demo is never lost, even when it lands in a finalizer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+
+from link_message_queue.demo.interrupts import Interrupts
+
+
+class _SignalInFinalizer:
+    """Garbage whose finalizer is where the signal lands: Python prints "Exception ignored"
+    for the KeyboardInterrupt raised there and goes on."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.signum)
+        sum(range(1000))  # the handler runs at the next bytecode, still inside __del__
+
+
+def _collect_with_signal(signum: int) -> None:
+    _SignalInFinalizer(signum)  # dropped at once: __del__ runs here
+
+
+def test_without_the_guard_a_signal_in_a_finalizer_is_swallowed() -> None:
+    # The fault the guard exists for: nothing reaches the caller.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    unraisable = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        _collect_with_signal(signal.SIGINT)
+    finally:
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGINT, previous)
+    assert [type(u.exc_value) for u in unraisable] == [KeyboardInterrupt]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_swallowed_in_a_finalizer_is_raised_again_at_the_next_check(signum: int) -> None:
+    with Interrupts() as interrupts:
+        _collect_with_signal(signum)  # swallowed here, no traceback printed
+        assert interrupts.received == signum
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        interrupts.check()  # once raised, it is not raised again
+
+
+def test_a_signal_in_plain_code_raises_at_once_and_check_stays_quiet() -> None:
+    with Interrupts() as interrupts:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))
+        interrupts.check()
+    assert interrupts.received == signal.SIGINT
+
+
+def test_handlers_and_the_unraisable_hook_come_back_on_exit() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    with Interrupts():
+        assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert sys.unraisablehook is hook
+
+
+def test_other_unraisable_errors_still_reach_the_previous_hook() -> None:
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with Interrupts() as interrupts:
+
+            class _Broken:
+                def __del__(self) -> None:
+                    raise ValueError("finalizer failed")
+
+            _Broken()
+            interrupts.check()  # not an interrupt: nothing to raise
+    finally:
+        sys.unraisablehook = hook
+    assert [type(u.exc_value) for u in seen] == [ValueError]
