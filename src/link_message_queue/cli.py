@@ -34,7 +34,7 @@ from .processor.report import ProcessReport
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import OTHER_VARIABLES, Settings, SettingsError
-from .text import one_line, table
+from .text import counted, one_line, table
 from .transport import TransportError, TransportOptions
 
 DESCRIPTION = (
@@ -289,10 +289,10 @@ def _dead_letters(runtime: Runtime, args: argparse.Namespace) -> int:
         except LookupError as exc:
             print(f"link-mq: {exc}", file=sys.stderr)
             return 1
-        print(f"link-mq: requeued {len(requeued)} dead letters")
+        print(f"link-mq: requeued {counted(len(requeued), 'dead letter')}")
         return 0
     if args.dead_command == "purge":
-        print(f"link-mq: deleted {letters.purge()} dead letters")
+        print(f"link-mq: deleted {counted(letters.purge(), 'dead letter')}")
         return 0
     raise AssertionError(args.dead_command)
 

@@ -16,6 +16,12 @@ def one_line(text: str, width: int | None = None) -> str:
     return folded
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun`` in agreement: ``counted(1, "dead letter")`` is "1 dead letter",
+    any other count takes the plural in -s ("0 dead letters")."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def table(
     header: Sequence[str],
     rows: Sequence[Sequence[object]],

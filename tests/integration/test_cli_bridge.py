@@ -56,7 +56,7 @@ def test_cli__enqueue_tick_dead_letter_requeue_purge(
     assert "Nobody" in shown["exception_message"]
 
     assert main(["dead-letters", "requeue", str(letter_id)]) == 0
-    assert "requeued 1" in capsys.readouterr().out
+    assert "link-mq: requeued 1 dead letter\n" in capsys.readouterr().out
     assert main(["tick"]) == 0
     assert json.loads(capsys.readouterr().out)["dead_lettered"] == 1
     capsys.readouterr()

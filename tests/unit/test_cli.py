@@ -140,3 +140,13 @@ def test_status__render_keeps_long_queue_names_whole() -> None:
     assert any(line.startswith(long_name + "  ") for line in lines)
     header, first = lines[1], lines[2]
     assert header.index("ready") + len("ready") == first.index("3") + 1  # numbers right-aligned
+
+
+def test_counted__a_count_and_its_noun_agree() -> None:
+    from link_message_queue.text import counted
+
+    assert [counted(n, "dead letter") for n in (0, 1, 2)] == [
+        "0 dead letters",
+        "1 dead letter",
+        "2 dead letters",
+    ]
