@@ -23,6 +23,11 @@ class _SignalInFinalizer:
         sum(range(1000))  # the handler runs at the next bytecode, still inside __del__
 
 
+def _signal_here(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    sum(range(1000))  # the handler runs at the next bytecode, here
+
+
 def _collect_with_signal(signum: int) -> None:
     _SignalInFinalizer(signum)  # dropped at once: __del__ runs here
 
@@ -53,8 +58,7 @@ def test_a_signal_swallowed_in_a_finalizer_is_raised_again_at_the_next_check(sig
 def test_a_signal_in_plain_code_raises_at_once_and_check_stays_quiet() -> None:
     with Interrupts() as interrupts:
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            sum(range(1000))
+            _signal_here(signal.SIGINT)
         interrupts.check()
     assert interrupts.received == signal.SIGINT
 
