@@ -33,9 +33,6 @@ logger = logging.getLogger(__name__)
 # AMQP's delivery_mode for messages a broker may lose (kombu's "transient").
 _TRANSIENT = 1
 
-# How long a process trusts the bindings it read; a publish that matches nothing reads again.
-_BINDINGS_CACHE_S = 1.0
-
 
 def _database_identity(url: sa.URL) -> tuple[object, ...]:
     """What names one database: a SQLite file by its real path (``sqlite:///app.db`` from its
@@ -75,7 +72,6 @@ class Channel(virtual.Channel):
         self.leases: LeaseKeeper = connection.leases
         self._declared: set[str] = set()
         self._queue_rotation = itertools.count()
-        self._bindings_cache: dict[str, tuple[float, list[tuple[str, str, str, str]]]] = {}
         self._message_ttl_s: dict[str, float | None] = {}
         self._no_ack_queues: set[str] = set()
         # Queues a claim found drained, with their wake-up stamp at that time.
@@ -185,7 +181,6 @@ class Channel(virtual.Channel):
             queue=queue,
             connection=connection,
         )
-        self._bindings_cache.pop(exchange, None)
 
     def queue_unbind(
         self,
@@ -200,7 +195,6 @@ class Channel(virtual.Channel):
         super().queue_unbind(queue, exchange, routing_key, arguments, **kwargs)
         if exchange:
             self.store.bindings.unbind(exchange, queue, routing_key)
-            self._bindings_cache.pop(exchange, None)
 
     def basic_publish(
         self, message: dict[str, Any], exchange: str, routing_key: str, **kwargs: Any
@@ -214,26 +208,22 @@ class Channel(virtual.Channel):
             self._put(queue, message, **kwargs)
 
     def _route(self, exchange: str, routing_key: str) -> set[str]:
-        local = self._local_bindings(exchange)
-        queues = self._match(self._shared_bindings(exchange), routing_key) | self._match(
-            local, routing_key
-        )
-        if (
-            not queues
-            and self._bindings_cache.get(exchange, (0.0, []))[0] < time.monotonic() - 0.05
-        ):
-            # Nothing matched on cached bindings: look again, a binding may be brand new.
-            self._bindings_cache.pop(exchange, None)
-            queues = self._match(self._shared_bindings(exchange), routing_key)
-        return queues
+        """The queues a publish to ``exchange`` with ``routing_key`` goes to: the bindings in the
+        database, read for this very publish, and this process's own (kombu's exchange table;
+        on SQLite a binding inside publish_on() is not committed yet).
 
-    def _shared_bindings(self, exchange: str) -> list[tuple[str, str, str, str]]:
-        cached = self._bindings_cache.get(exchange)
-        now = time.monotonic()
-        if cached is None or now - cached[0] > _BINDINGS_CACHE_S:
-            cached = (now, self.store.bindings.of_exchange(exchange))
-            self._bindings_cache[exchange] = cached
-        return cached[1]
+        Read each time, never cached: a binding committed before the publish, by any thread or
+        process, must route it. Celery binds a new reply queue for each remote-control call
+        just before the worker answers to it; a cached read lost those answers."""
+        held = self._put_connection()
+        shared = (
+            self.store.bindings.of_exchange(exchange)
+            if held is None
+            else self.store.bindings.of_exchange_on(held, exchange)
+        )
+        return self._match(shared, routing_key) | self._match(
+            self._local_bindings(exchange), routing_key
+        )
 
     def _local_bindings(self, exchange: str) -> list[tuple[str, str, str, str]]:
         try:

@@ -77,6 +77,32 @@ class PutConnection:
             self._discard()
             raise
 
+    def select(self, sql: str, parameters: Any) -> list[tuple[str | None, ...]]:
+        """The rows of the read ``sql`` on the held connection (placeholders and ``parameters``
+        as ``statement``'s: ``%(name)s`` and a dict when prepared), each value as text (None
+        for NULL), read at once: it sees everything committed before it. Raises as ``put``."""
+        cursor = self._cursor if self._held is not None else self._open()
+        try:
+            if not self._prepare:
+                cursor.execute(sql, parameters)
+                return [tuple(row) for row in cursor.fetchall()]
+            result = self._execute_prepared(cursor.connection, sql, parameters)
+            encoding = self._prepared[sql][2]
+            value = result.get_value
+            return [
+                tuple(
+                    None if (text := value(row, column)) is None else text.decode(encoding)
+                    for column in range(result.nfields)
+                )
+                for row in range(result.ntuples)
+            ]
+        except self._dbapi_error as exc:
+            raise self._failed(cursor, sql, parameters, exc) from exc
+        except BaseException:
+            # Interrupted mid-statement: the connection's state is unknown.
+            self._discard()
+            raise
+
     def _failed(
         self, cursor: Any, sql: str, parameters: Any, exc: Exception
     ) -> sa.exc.StatementError:

@@ -3,10 +3,19 @@ kept in the database so a fanout reaches the queues of every process."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from ...db.dialects import insert_ignoring_duplicates
 from .connections import Connections
+
+if TYPE_CHECKING:
+    from ..put_connection import PutConnection
+
+# (exchange type, routing key, pattern, queue) of one binding.
+Binding = tuple[str, str, str, str]
 
 
 class Bindings:
@@ -16,6 +25,15 @@ class Bindings:
     def __init__(self, connections: Connections, table: sa.Table) -> None:
         self._db = connections
         self.table = table
+        self._of_exchange = sa.select(
+            table.c.exchange_type, table.c.routing_key, table.c.pattern, table.c.queue
+        ).where(table.c.exchange == sa.bindparam("exchange"))
+        # The same read for a channel's held connection, in its driver's placeholders
+        # (psycopg's %(exchange)s; sqlite3's :exchange, named rather than qmark).
+        dialect = connections.engine.dialect
+        if dialect.name == "sqlite":
+            dialect = sqlite.dialect(paramstyle="named")
+        self._of_exchange_sql = str(self._of_exchange.compile(dialect=dialect))
 
     def bind(
         self,
@@ -53,16 +71,17 @@ class Bindings:
             None,
         )
 
-    def of_exchange(
-        self, exchange: str, connection: sa.Connection | None = None
-    ) -> list[tuple[str, str, str, str]]:
+    def of_exchange(self, exchange: str, connection: sa.Connection | None = None) -> list[Binding]:
         """(exchange type, routing key, pattern, queue) of every binding of ``exchange``, read on
         ``connection`` if given."""
-        binding = self.table
-        statement = sa.select(
-            binding.c.exchange_type, binding.c.routing_key, binding.c.pattern, binding.c.queue
-        ).where(binding.c.exchange == exchange)
+        parameters = {"exchange": exchange}
         if connection is not None:
-            return [tuple(row) for row in connection.execute(statement)]
+            return [tuple(row) for row in connection.execute(self._of_exchange, parameters)]
         with self._db.reader.connect() as own:
-            return [tuple(row) for row in own.execute(statement)]
+            return [tuple(row) for row in own.execute(self._of_exchange, parameters)]
+
+    def of_exchange_on(self, held: PutConnection, exchange: str) -> list[Binding]:
+        """As ``of_exchange``, read on a channel's held connection (``put_connection``): no
+        pool checkout nor SQLAlchemy statement machinery, a prepared statement on PostgreSQL.
+        This runs once per routed publish."""
+        return cast(list[Binding], held.select(self._of_exchange_sql, {"exchange": exchange}))
