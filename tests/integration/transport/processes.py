@@ -51,9 +51,20 @@ def publish_to_exchange(
     broker_url: str, exchange: str, exchange_type: str, routing_key: str, done: Any
 ) -> None:
     with kombu.Connection(broker_url) as connection:
-        producer = connection.Producer(exchange=kombu.Exchange(exchange, type=exchange_type))
+        producer = connection.Producer(exchange=kombu.Exchange(exchange, type="fanout"))
         producer.publish({"from": "another process"}, routing_key=routing_key, serializer="json")
     done.put("published")
+
+
+def bind_when_told(broker_url: str, exchange: str, queue: str, told: Any, done: Any) -> None:
+    """Connect and say so on ``done``, then wait for ``told`` and declare ``queue`` bound to
+    the fanout ``exchange``; say so on ``done``."""
+    with kombu.Connection(broker_url) as connection:
+        channel = connection.default_channel
+        done.put("connected")
+        told.get(timeout=60)
+        kombu.Queue(queue, kombu.Exchange(exchange, type="fanout"))(channel).declare()
+        done.put("bound")
 
 
 def take_all(broker_url: str, queue: str, idle_s: float, results: Any) -> None:

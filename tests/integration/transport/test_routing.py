@@ -72,6 +72,40 @@ def test_routing__a_binding_made_by_one_process_routes_what_another_publishes(
     assert received == expected
 
 
+def test_routing__a_binding_another_process_just_made_routes_the_next_publish(
+    broker_url: str,
+) -> None:
+    # Given a publisher whose last publish to a fanout exchange reached its one queue, and
+    # another process, connected, that binds a second queue to the exchange when told
+    exchange = kombu.Exchange("x_growing", type="fanout")
+    first, second = kombu.Queue("first", exchange), kombu.Queue("second", exchange)
+    told, done = spawn.Queue(), spawn.Queue()
+    binder = spawn.Process(
+        target=processes.bind_when_told,
+        args=(broker_url, exchange.name, second.name, told, done),
+    )
+    binder.start()
+    try:
+        # (Started and connected first: the bind must follow the first publish closely.)
+        assert done.get(timeout=60) == "connected"
+        with kombu.Connection(broker_url) as connection:
+            first(connection.default_channel).declare()
+            producer = connection.Producer(exchange=exchange, serializer="json")
+            producer.publish({"n": 1})
+
+            # When the other process binds the second queue, and the publisher publishes
+            # right after it
+            told.put("bind")
+            assert done.get(timeout=60) == "bound"
+            producer.publish({"n": 2})
+
+            # Then the second queue got that message (as did the first both)
+            assert _drain(connection, second, 0.3) == [{"n": 2}]
+            assert _drain(connection, first, 0.3) == [{"n": 1}, {"n": 2}]
+    finally:
+        binder.join(timeout=10)
+
+
 def test_routing__publishing_to_an_exchange_without_bindings_writes_nothing(
     broker_url: str,
 ) -> None:
