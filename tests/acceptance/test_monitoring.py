@@ -105,6 +105,38 @@ def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryPr
     wait_for(lambda: worker.process.poll() is not None, 30, "the worker to shut down")
 
 
+def test_monitoring__concurrent_inspect_calls_from_threads_all_get_the_reply(
+    client: Celery, worker: CeleryProcess
+) -> None:
+    # Given a worker that answers ping, and 8 threads of one process
+    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    (name,) = _ping(client)
+    threads, calls = 8, 3
+    answers: list[dict[str, Any]] = []
+    start = threading.Barrier(threads)
+
+    def call() -> None:
+        start.wait()
+        for _ in range(calls):
+            # Addressed to the one worker: the call ends as soon as its reply comes, and only
+            # a lost reply waits for the (generous) time-out.
+            inspect = client.control.inspect(destination=[name], timeout=15.0)
+            answers.append(inspect.ping() or {})
+
+    # When each thread pings it at the same time, over and over (each call binds a reply
+    # queue of its own just before the worker answers to it)
+    callers = [threading.Thread(target=call) for _ in range(threads)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+
+    # Then every call got the worker's reply (a cached routing table lost about half)
+    lost = [answer for answer in answers if name not in answer]
+    assert len(answers) == threads * calls
+    assert lost == []
+
+
 def test_monitoring__revoke_reaches_the_worker(
     client: Celery, worker: CeleryProcess, broker_url: str
 ) -> None:
