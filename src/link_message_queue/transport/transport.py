@@ -48,7 +48,7 @@ from .options import TransportOptions
 from .qos import AckBuffer
 from .store import MessageStore
 from .transient import TransientWriter
-from .wakeup import Backoff, PostgresListener, WakePipe, WakeSignal
+from .wakeup import Backoff, ListenerHold, WakePipe, WakeSignal, listen_shared
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,12 @@ _signals: dict[str, WakeSignal] = {}
 after_fork_in_child(_signals.clear)  # a forked child's consumers are its own
 
 
+def _signal_key(url: str, prefix: str) -> str:
+    return f"{prefix}|{url}"
+
+
 def _signal_for(url: str, prefix: str) -> WakeSignal:
-    return _signals.setdefault(f"{prefix}|{url}", WakeSignal())
+    return _signals.setdefault(_signal_key(url, prefix), WakeSignal())
 
 
 class Transport(virtual.Transport):
@@ -126,7 +130,7 @@ class Transport(virtual.Transport):
             cleanup_interval_s=self.options.cleanup_interval_s,
             active_queues=self._active_queues,
         )
-        self._listener: PostgresListener | DoorbellListener | None = None
+        self._listener: ListenerHold | DoorbellListener | None = None
         # SQLite: other processes' consumers are rung after each publish (see doorbell).
         directory = (
             doorbell_directory(str(engine.url.database), self.options.table_prefix)
@@ -195,7 +199,7 @@ class Transport(virtual.Transport):
 
     def close_connection(self, connection: Any) -> None:
         """kombu ``Transport.close_connection``: writes buffered transient messages and acks, then
-        stops the lease keeper and the wake-up listeners."""
+        stops the lease keeper and lets go of the wake-up listener and held connections."""
         try:
             self._leave_event_loop()
             self.transient.close()
@@ -355,10 +359,14 @@ class Transport(virtual.Transport):
             return
         if self.store.engine.dialect.driver != "psycopg":
             return  # LISTEN needs psycopg 3; other drivers poll
-        self._listener = PostgresListener(
-            self.store.engine, self.store.tables.notify_channel, self.signal
+        # One LISTEN connection per process and database: its wake-ups reach every transport
+        # through the shared signal.
+        self._listener = listen_shared(
+            _signal_key(self.url, self.options.table_prefix),
+            self.store.engine,
+            self.store.tables.notify_channel,
+            self.signal,
         )
-        self._listener.start()
 
     def _check_pid(self) -> None:
         # A transport used in a forked child gets its own engine, leases and listener.

@@ -1,5 +1,6 @@
 """Waking a waiting consumer: an in-process signal, fed by PostgreSQL LISTEN/NOTIFY where the
-database has it, and an adaptive poll everywhere (tight while busy, backing off when idle).
+database has it (one listener per process and database, ``listen_shared``), and an adaptive
+poll everywhere (tight while busy, backing off when idle).
 
 A consumer waits on the signal in ``drain_events``, or, run by an event loop (Celery's worker),
 watches a pipe that the signal writes a byte to on every wake-up (see ``WakePipe``)."""
@@ -15,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..db import masked
+from ..db import after_fork_in_child, masked
 
 logger = logging.getLogger(__name__)
 
@@ -204,3 +205,63 @@ class PostgresListener:
                     self._signal.notify_for(notification.payload)
         finally:
             raw.invalidate()  # never return a LISTENing connection to the pool
+
+
+class ListenerHold:
+    """One transport's share of the process's ``PostgresListener`` for a database (from
+    ``listen_shared``); ``stop()`` lets go of it (once), and the last share stops the listener."""
+
+    def __init__(self, key: str, listener: PostgresListener) -> None:
+        self._key = key
+        self._listener: PostgresListener | None = listener
+
+    def stop(self) -> None:
+        """Let go of the share; the last one stops the listener (waits for its thread, see
+        ``PostgresListener.stop``). A share of a parent's listener, in a forked child, is
+        dropped without touching anything."""
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        with _listeners_lock:
+            entry = _listeners.get(self._key)
+            if entry is None or entry[0] is not listener:
+                return
+            if entry[1] > 1:
+                _listeners[self._key] = (listener, entry[1] - 1)
+                return
+            del _listeners[self._key]
+        listener.stop()  # outside the lock: it waits for the thread
+
+
+# One listener per process and key (the signal's: prefix and URL), with how many transports
+# share it: a LISTEN connection per kombu connection ran the engine's pool dry with a few kombu
+# connections in one process. Its wake-ups reach every consumer through the shared signal.
+_listeners: dict[str, tuple[PostgresListener, int]] = {}
+_listeners_lock = threading.Lock()
+
+
+def listen_shared(key: str, engine: sa.Engine, channel: str, signal: WakeSignal) -> ListenerHold:
+    """A share of this process's listener under ``key``: the first share starts a
+    ``PostgresListener`` on ``engine`` for ``channel`` (a NOTIFY channel name) feeding
+    ``signal``; later shares under the same key reuse it (``key`` must name one database,
+    prefix and signal). Pair each call with one ``ListenerHold.stop()``."""
+    with _listeners_lock:
+        entry = _listeners.get(key)
+        if entry is None:
+            listener = PostgresListener(engine, channel, signal)
+            listener.start()
+            _listeners[key] = (listener, 1)
+        else:
+            listener = entry[0]
+            _listeners[key] = (listener, entry[1] + 1)
+    return ListenerHold(key, listener)
+
+
+def _forget_listeners_in_child() -> None:
+    global _listeners_lock  # noqa: PLW0603 - a parent's thread may have held it at the fork
+    _listeners_lock = threading.Lock()
+    # The parent's listening threads do not run here; their connections are the parent's.
+    _listeners.clear()
+
+
+after_fork_in_child(_forget_listeners_in_child)
