@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from .leases import LeaseKeeper
-    from .put_connection import PutConnection
     from .store import MessageStore
     from .transport import Transport
 
@@ -76,11 +75,7 @@ class Channel(virtual.Channel):
         self._no_ack_queues: set[str] = set()
         # Queues a claim found drained, with their wake-up stamp at that time.
         self._drained: dict[str, tuple[int, int]] = {}
-        # Publishing: the connection held for this channel's own commits (SQLite, PostgreSQL
-        # with psycopg), made on the first publish; the caller's connection last found to be
-        # in the broker's database.
-        self._held_put_connection: PutConnection | None = None
-        self._put_connection_store: MessageStore | None = None
+        # Publishing: the caller's connection last found to be in the broker's database.
         self._checked_connection: sa.Connection | None = None
 
     # -- publishing ------------------------------------------------------------------------
@@ -121,11 +116,8 @@ class Channel(virtual.Channel):
         ):
             self.connection.transient.offer(row)
             return
-        put_connection = self._put_connection()
-        if put_connection is not None:
-            put_connection.put(row)
-        else:
-            self.store.messages.put(row.queue, row.payload, row.priority, row.ttl_s)
+        # On the process's shared held connection where there is one (see put_connection).
+        self.store.messages.put(row.queue, row.payload, row.priority, row.ttl_s)
         self.connection.wake_consumers_of(queue)
 
     def _write_in_transaction(self, connection: sa.Connection, rows: list[PendingRow]) -> None:
@@ -136,15 +128,6 @@ class Channel(virtual.Channel):
             # delivered on commit by itself).
             for queue in dict.fromkeys(row.queue for row in rows):
                 wake_after_commit(connection, queue, self.connection.wake_consumers_of)
-
-    def _put_connection(self) -> PutConnection | None:
-        # The store is replaced in a forked child (Transport._check_pid): so is this.
-        if self._put_connection_store is not self.store:
-            if self._held_put_connection is not None:
-                self._held_put_connection.close()
-            self._held_put_connection = self.store.messages.put_connection()
-            self._put_connection_store = self.store
-        return self._held_put_connection
 
     def _put_fanout(
         self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any
@@ -422,15 +405,9 @@ class Channel(virtual.Channel):
         return rows
 
     def close(self) -> None:
-        """kombu ``Channel.close``: deletes buffered acks first and closes the channel's own
-        publishing connection."""
-        try:
-            if self.connection is not None:
-                self.connection.flush_acks()
-        finally:
-            if self._held_put_connection is not None:
-                self._held_put_connection.close()
-                self._held_put_connection = self._put_connection_store = None
+        """kombu ``Channel.close``: deletes buffered acks first."""
+        if self.connection is not None:
+            self.connection.flush_acks()
         super().close()
 
     def _deliver_all(self, queue: str, rows: list[ClaimedRow]) -> None:

@@ -10,37 +10,37 @@ psycopg's cursor, in the one process that feeds every pool process (issue 18); l
 spares psycopg's query and row machinery too.
 
 A process holds at most one per engine (``claim_connection_for``), shared by every store that
-asks for it: Flower, say, opens a kombu connection per thread for its remote-control calls,
-and one held database connection each ran the engine's pool dry (its API hung).
+holds connections (each kombu connection's) and given back to the pool when the last of them
+lets go of it (``let_go``): Flower, say, opens a kombu connection per thread for its
+remote-control calls, and one held database connection each ran the engine's pool dry (its API
+hung); and one kombu connection closing must not take it from the others.
 
 One thread at a time uses the connection; a claim that finds it busy (another thread of the
 same process claiming) gets ``None`` and goes the SQLAlchemy way. A lost connection is
 discarded (the next claim checks out another) and its error comes out as SQLAlchemy's, so
 kombu treats it as a connection error. A forked child never touches the connection it
 inherited: it neither closes it nor returns it to the pool (that would talk on its parent's
-socket), and checks out its own.
+socket), and starts with no shared claim connection (its first holder makes one).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from .put_connection import PutConnection
+from .put_connection import PutConnection, hold_shared, let_go_shared
 
 
 class ClaimConnection(PutConnection):
     """Runs prepared statements that return rows on one connection held from ``engine``
     (PostgreSQL with psycopg), whose connections must be in autocommit (each statement commits
     alone); SQLAlchemy switches autocommit off again when the connection goes back. Holding,
-    losing and forking as a channel's ``PutConnection``."""
+    losing and forking as ``PutConnection``."""
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(engine, _no_put, prepare=True)
-        self._lock = threading.Lock()
 
     def fetch(
         self, sql: str, parameters: Mapping[str, Any]
@@ -81,31 +81,22 @@ class ClaimConnection(PutConnection):
         finally:
             self._lock.release()
 
-    def close(self) -> None:
-        """Give the connection back to the pool (waits for a claim running in another
-        thread); the next ``fetch`` checks one out again."""
-        with self._lock:
-            super().close()
-
-    def _abandon_in_child(self) -> None:
-        # A claim in another thread of the parent may have held the lock at the fork.
-        super()._abandon_in_child()
-        self._lock = threading.Lock()
-
-
-_shared: dict[sa.Engine, ClaimConnection] = {}
-_shared_lock = threading.Lock()
-
 
 def claim_connection_for(engine: sa.Engine, autocommit: sa.Engine) -> ClaimConnection:
-    """This process's one ``ClaimConnection`` for ``engine`` (created on first use, running on
-    ``autocommit``, ``engine`` in autocommit). Closing it gives the connection back for every
-    store that shares it; the next claim checks one out again."""
-    with _shared_lock:
-        claims = _shared.get(engine)
-        if claims is None:
-            claims = _shared[engine] = ClaimConnection(autocommit)
-        return claims
+    """This process's one ``ClaimConnection`` for ``engine`` (made on first use, running on
+    ``autocommit``, ``engine`` in autocommit), with one more user: pair each call with one
+    ``let_go``. The connection goes back to the pool when its last user lets go."""
+    return hold_shared(_key(engine), lambda: ClaimConnection(autocommit))
+
+
+def let_go(engine: sa.Engine, claims: ClaimConnection) -> None:
+    """One user of ``claims`` (``claim_connection_for(engine, …)``) fewer; see
+    ``put_connection.let_go_shared``."""
+    let_go_shared(_key(engine), claims)
+
+
+def _key(engine: sa.Engine) -> tuple[str, sa.Engine]:
+    return ("claim", engine)
 
 
 def _no_put(row: Any) -> tuple[str, Any]:

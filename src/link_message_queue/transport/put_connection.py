@@ -1,5 +1,6 @@
-"""A channel's own connection for its publishes outside a caller's transaction: checked out
-of the pool once, in autocommit, one statement a message (server-side prepared on PostgreSQL).
+"""The process's connection for publishes outside a caller's transaction: checked out of the
+pool by the first publish, in autocommit, one statement a message (server-side prepared on
+PostgreSQL); and the registry that shares such held connections (``hold_shared``).
 
 On PostgreSQL (psycopg) the prepared statement runs through libpq itself (``PQexecPrepared``
 on psycopg's ``pgconn``, text parameters): psycopg's cursor spent more of the publisher's CPU
@@ -12,20 +13,26 @@ bracket (empty in autocommit, yet Python work), a compiled-statement lookup and 
 object; the statement itself (one INSERT, and its NOTIFY on PostgreSQL) is a fraction of that.
 Publishing runs in the caller's process, under its GIL, once per task.
 
-The connection goes back to the pool (autocommit switched off again by SQLAlchemy where it
-switched it on) when the channel closes. A lost connection is discarded (the next publish
-checks out another); errors come out as SQLAlchemy's, so kombu retries a lost connection as a
-connection error. A forked child never touches the connection it inherited: it neither closes
-it nor returns it to the pool, since either would talk on its parent's socket.
+One per process, engine and message table, shared by every store that holds connections (each
+kombu connection's): one held each ran the engine's pool dry with a few kombu connections in a
+process (Flower's threads, a web app's producer pool) and their callers hung. One thread at a
+time uses it; a publish that finds it busy gets ``False`` and goes the SQLAlchemy way. It goes
+back to the pool (autocommit switched off again by SQLAlchemy where it switched it on) when the
+last store sharing it closes. A lost connection is discarded (the next publish checks out
+another); errors come out as SQLAlchemy's, so kombu retries a lost connection as a connection
+error. A forked child never touches the connection it inherited: it neither closes it nor
+returns it to the pool, since either would talk on its parent's socket, and starts with no
+shared connections of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -44,9 +51,10 @@ _DUPLICATE_PREPARED_STATEMENT = "42P05"
 
 class PutConnection:
     """Runs ``statement(row)`` once per message on a connection held from ``engine``, whose
-    connections must be in autocommit (each message commits alone). ``prepare``: the driver is
-    psycopg 3 and ``statement`` gives SQL with ``%(name)s`` placeholders and a dict: the SQL
-    is prepared on the server once per connection and run through libpq."""
+    connections must be in autocommit (each message commits alone), one thread at a time.
+    ``prepare``: the driver is psycopg 3 and ``statement`` gives SQL with ``%(name)s``
+    placeholders and a dict: the SQL is prepared on the server once per connection and run
+    through libpq."""
 
     def __init__(self, engine: sa.Engine, statement: Statement, *, prepare: bool) -> None:
         self._engine = engine
@@ -58,24 +66,33 @@ class PutConnection:
         # libpq path, on the held connection: SQL -> (statement name, parameter names in $n
         # order, the connection's client encoding).
         self._prepared: dict[str, tuple[bytes, list[str], str]] = {}
+        # Held by the thread running a statement: the connection is shared by the process.
+        self._lock = threading.Lock()
         _open.add(self)
 
-    def put(self, row: PendingRow) -> None:
-        """Insert ``row`` (and signal its queue on PostgreSQL), committed on return. Raises
-        SQLAlchemy's ``DBAPIError`` subclasses (``OperationalError`` for a lost connection)."""
-        cursor = self._cursor if self._held is not None else self._open()
-        sql, parameters = self._statement(row)
+    def put(self, row: PendingRow) -> bool:
+        """Insert ``row`` (and signal its queue on PostgreSQL), committed on return: True; False
+        (nothing written) when another thread is using the connection. Raises SQLAlchemy's
+        ``DBAPIError`` subclasses (``OperationalError`` for a lost connection)."""
+        if not self._lock.acquire(blocking=False):
+            return False
         try:
-            if self._prepare:
-                self._execute_prepared(cursor.connection, sql, parameters)
-            else:
-                cursor.execute(sql, parameters)
-        except self._dbapi_error as exc:
-            raise self._failed(cursor, sql, parameters, exc) from exc
-        except BaseException:
-            # Interrupted mid-statement: the connection's state is unknown.
-            self._discard()
-            raise
+            cursor = self._cursor if self._held is not None else self._open()
+            sql, parameters = self._statement(row)
+            try:
+                if self._prepare:
+                    self._execute_prepared(cursor.connection, sql, parameters)
+                else:
+                    cursor.execute(sql, parameters)
+            except self._dbapi_error as exc:
+                raise self._failed(cursor, sql, parameters, exc) from exc
+            except BaseException:
+                # Interrupted mid-statement: the connection's state is unknown.
+                self._discard()
+                raise
+            return True
+        finally:
+            self._lock.release()
 
     def select(self, sql: str, parameters: Any) -> list[tuple[str | None, ...]]:
         """The rows of the read ``sql`` on the held connection (placeholders and ``parameters``
@@ -147,11 +164,13 @@ class PutConnection:
         return result
 
     def close(self) -> None:
-        """Give the connection back to the pool (with its autocommit reset)."""
-        held, self._held, self._cursor = self._held, None, None
-        self._prepared = {}
-        if held is not None:
-            held.close()
+        """Give the connection back to the pool (with its autocommit reset; waits for a
+        statement running in another thread); the next statement checks one out again."""
+        with self._lock:
+            held, self._held, self._cursor = self._held, None, None
+            self._prepared = {}
+            if held is not None:
+                held.close()
 
     def _open(self) -> Any:
         held = self._engine.connect()
@@ -171,6 +190,8 @@ class PutConnection:
             held.close()
 
     def _abandon_in_child(self) -> None:
+        # A statement in another thread of the parent may have held the lock at the fork.
+        self._lock = threading.Lock()
         held, self._held, self._cursor = self._held, None, None
         self._prepared = {}
         if held is not None:
@@ -214,8 +235,43 @@ _CONNECTION_OK = 0
 _open: weakref.WeakSet[PutConnection] = weakref.WeakSet()
 _inherited: list[sa.Connection] = []
 
+_Held = TypeVar("_Held", bound=PutConnection)
+
+# This process's shared held connections: key -> (connection, how many users hold it).
+_shared: dict[Hashable, tuple[PutConnection, int]] = {}
+_shared_lock = threading.Lock()
+
+
+def hold_shared(key: Hashable, make: Callable[[], _Held]) -> _Held:
+    """This process's held connection under ``key`` (``make()`` on first use), with one more
+    user: each call is paired with one ``let_go_shared(key, connection)``. Connects to
+    nothing (the connection's first statement checks one out)."""
+    with _shared_lock:
+        entry = _shared.get(key)
+        connection = make() if entry is None else entry[0]
+        _shared[key] = (connection, 1 if entry is None else entry[1] + 1)
+        return cast(_Held, connection)  # the entry was made by ``make`` for this key
+
+
+def let_go_shared(key: Hashable, connection: PutConnection) -> None:
+    """One user of ``connection`` (from ``hold_shared(key, …)``) fewer: the last gives it back
+    to the pool and forgets it (the next ``hold_shared`` makes another). A connection that is
+    not ``key``'s (a parent's, in a forked child) is left alone."""
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None or entry[0] is not connection:
+            return
+        if entry[1] > 1:
+            _shared[key] = (connection, entry[1] - 1)
+            return
+        del _shared[key]
+    connection.close()  # outside the registry's lock: it waits for a running statement
+
 
 def _abandon_in_child() -> None:
+    global _shared_lock  # noqa: PLW0603 - a parent's thread may have held it at the fork
+    _shared_lock = threading.Lock()
+    _shared.clear()  # the parent's users are not this process's
     for put_connection in list(_open):
         put_connection._abandon_in_child()
 

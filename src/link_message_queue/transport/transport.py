@@ -118,8 +118,9 @@ class Transport(virtual.Transport):
     def _setup_process_state(self) -> None:
         self.database: Database = database_for(self.url, self.options)
         engine = self.database.engine
-        # The channel's claims hold a connection: close_connection gives it back.
-        self.store = MessageStore(engine, self.database.tables, hold_claim_connection=True)
+        # Claims and publishes run on the process's shared held connections: close_connection
+        # lets go of them.
+        self.store = MessageStore(engine, self.database.tables, hold_connections=True)
         self.signal = _signal_for(self.url, self.options.table_prefix)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leases = LeaseKeeper(

@@ -28,7 +28,7 @@ MESSAGES = 20
 
 def _store(url: str) -> MessageStore:
     return MessageStore(
-        engine_for(url, TransportOptions()), queue_tables("linkmq_"), hold_claim_connection=True
+        engine_for(url, TransportOptions()), queue_tables("linkmq_"), hold_connections=True
     )
 
 
@@ -125,8 +125,7 @@ def test_claim__a_busy_claim_connection_lets_another_thread_claim(
     _put(store, "busy-claims", 2)
     messages = store.messages
     assert isinstance(messages, PostgresMessages)
-    claims = messages._claims
-    assert claims is not None
+    claims = messages._hold_claims()
     claimed: list[int] = []
     with claims._lock:  # another thread's claim is running on the held connection
         worker = threading.Thread(

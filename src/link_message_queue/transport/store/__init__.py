@@ -33,16 +33,16 @@ class MessageStore:
     name): ``messages``, ``queues``, ``consumers``, ``bindings`` and ``cleaner`` (see the module
     docstring). Times are Unix seconds (floats) from the database's clock (``db.clock``).
     Raises ``TransportError`` for a dialect without message statements; database errors
-    propagate as ``sqlalchemy.exc.SQLAlchemyError``. ``hold_claim_connection``: see
+    propagate as ``sqlalchemy.exc.SQLAlchemyError``. ``hold_connections``: see
     ``connections.Connections``."""
 
     def __init__(
-        self, engine: sa.Engine, tables: QueueTables, *, hold_claim_connection: bool = False
+        self, engine: sa.Engine, tables: QueueTables, *, hold_connections: bool = False
     ) -> None:
         self.engine = engine
         self.tables = tables
         self.dialect = engine.dialect.name
-        connections = Connections(engine, hold_claim_connection=hold_claim_connection)
+        connections = Connections(engine, hold_connections=hold_connections)
         self.messages: MessageSQL = message_sql(connections, tables)
         self.queues = Queues(connections, tables)
         self.consumers = Consumers(connections, tables)
@@ -50,5 +50,6 @@ class MessageStore:
         self.cleaner = Cleaner(self.messages, self.consumers, self.queues)
 
     def close(self) -> None:
-        """Give back the connections the store holds (``MessageSQL.close``); it stays usable."""
+        """Let go of the shared connections the store holds (``MessageSQL.close``); it stays
+        usable."""
         self.messages.close()

@@ -5,6 +5,7 @@ differently. Built with SQLAlchemy's expression language, so one text serves eve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from ...db import SECONDS, QueueTables
 from .. import states
+from ..put_connection import PutConnection, hold_shared, let_go_shared
 from ..rows import INSERT_COLUMNS, ClaimedRow, PendingRow
 from ..transactional import writing_in
 from .connections import Connections
@@ -23,14 +25,56 @@ INSERT_COLUMNS_SQL = ", ".join(INSERT_COLUMNS)
 class CommonMessages:
     """The message operations whose SQL is the same on PostgreSQL, SQLite and MySQL/MariaDB
     (release, delete_leased, purge, size), or on two of them (ack, renew with ``RETURNING``,
-    delete_expired with a subquery, put_many's frame, the insert timed by the database). A
-    dialect's class adds ``put``, ``put_connection``, ``claim``, ``take`` and ``_insert_many``
-    (see ``messages.MessageSQL`` for each method's contract)."""
+    delete_expired with a subquery, put_many's frame, the insert timed by the database) and
+    the shared put connection of a store that holds connections (``_put_held``). A dialect's
+    class adds ``put``, ``claim``, ``take`` and ``_insert_many`` (see ``messages.MessageSQL``
+    for each method's contract), and ``_new_put_connection`` where it publishes on a held
+    connection (``_publishes_held``)."""
+
+    # Whether single publishes can run on a held connection (``_new_put_connection``).
+    _publishes_held = False
 
     def __init__(self, connections: Connections, tables: QueueTables) -> None:
         self._db = connections
         self.tables = tables
         self.message = tables.message
+        # The process's shared put connection while this store holds it (hold_connections).
+        self._puts: PutConnection | None = None
+        self._holding_lock = threading.Lock()
+
+    # -- held connections ------------------------------------------------------------------
+
+    def _new_put_connection(self) -> PutConnection:
+        """A new ``PutConnection`` for this store's single publishes, where
+        ``_publishes_held``."""
+        raise NotImplementedError  # a dialect that publishes on a held connection has one
+
+    def _put_held(self, row: PendingRow) -> bool:
+        """Write ``row`` on the process's shared put connection (held from the first publish
+        until the last store sharing it closes), committed: True; False (nothing written) for a
+        store that holds no connections, a dialect without one, or when another thread is
+        using it (the caller then writes through SQLAlchemy)."""
+        puts = self._puts
+        if puts is None:
+            if not (self._publishes_held and self._db.hold_connections):
+                return False
+            with self._holding_lock:
+                if self._puts is None:
+                    self._puts = hold_shared(self._puts_key(), self._new_put_connection)
+                puts = self._puts
+        return puts.put(row)
+
+    def _puts_key(self) -> tuple[str, sa.Engine, str]:
+        # One per engine and message table: the statement names the table (and its channel).
+        return ("put", self._db.engine, self.message.name)
+
+    def close(self) -> None:
+        """See ``MessageSQL.close``: lets go of the shared put connection (the last store to
+        let go gives it back to the pool); the next put holds it again."""
+        with self._holding_lock:
+            puts, self._puts = self._puts, None
+        if puts is not None:
+            let_go_shared(self._puts_key(), puts)
 
     # -- publish ---------------------------------------------------------------------------
 
@@ -119,9 +163,6 @@ class CommonMessages:
             sa.delete(message).where(message.c.id == message_id, message.c.lease_owner == owner)
         ).rowcount
         return deleted == 1
-
-    def close(self) -> None:
-        """See ``MessageSQL.close``: nothing is held here."""
 
     # -- whole queues ----------------------------------------------------------------------
 

@@ -16,15 +16,17 @@ from ..transactional import writing_in
 class Connections:
     """``engine`` (``dialect`` is its name), ``single`` (one-statement transactions: autocommit
     on PostgreSQL, see ``db.dialects.single_statement_engine``) and ``reader`` (read-only
-    connections). ``hold_claim_connection``: claims run on the process's one held pool
-    connection (PostgreSQL with psycopg, ``claim_connection``) until a store closes it; only
-    the kombu ``Transport`` asks for it (it closes the store in ``close_connection``), so the
-    runtime's and the monitors' stores, never closed, take no pool slot between claims.
+    connections). ``hold_connections``: claims (PostgreSQL with psycopg, ``claim_connection``)
+    and single publishes (``put_connection``: SQLite, PostgreSQL with psycopg) run on the
+    process's shared held pool connections, which the store lets go of when it closes (the
+    last store to let go gives them back to the pool); only the kombu ``Transport`` asks for
+    it (it closes the store in ``close_connection``), so the runtime's and the monitors'
+    stores, never closed, take no pool slot between statements.
     Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
 
-    def __init__(self, engine: sa.Engine, *, hold_claim_connection: bool = False) -> None:
+    def __init__(self, engine: sa.Engine, *, hold_connections: bool = False) -> None:
         self.engine = engine
-        self.hold_claim_connection = hold_claim_connection
+        self.hold_connections = hold_connections
         self.dialect = engine.dialect.name
         self.single = single_statement_engine(engine)
         self.reader = read_only(engine)

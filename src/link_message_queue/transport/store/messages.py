@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from ...db import QueueTables
 from ..errors import TransportError
-from ..put_connection import PutConnection
 from ..rows import ClaimedRow, PendingRow
 from .connections import Connections
 from .mysql import MysqlMessages
@@ -33,18 +32,15 @@ class MessageSQL(Protocol):
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
         """Insert one message into ``queue`` (``payload``: JSON text, ``priority`` 0-255),
         committed and visible at once; it expires ``ttl_s`` seconds from now, or never if None.
-        (A channel publishes through its ``put_connection`` where there is one; messages
-        published inside a caller's transaction go through ``put_many``.)"""
+        A store that holds connections writes it on the process's shared held connection
+        (``put_connection``: SQLite, PostgreSQL with psycopg) unless another thread is using
+        it. (Messages published inside a caller's transaction go through ``put_many``.)"""
 
     def put_many(self, rows: Sequence[PendingRow], connection: sa.Connection | None = None) -> None:
         """Insert ``rows`` in order, all or none, timed by the database's clock at the insert:
         inside ``connection``'s transaction (visible when it commits), or in one transaction
         of their own. On PostgreSQL the batch signals each of its queues once (NOTIFY,
         delivered on commit); waking consumers elsewhere is the caller's part."""
-
-    def put_connection(self) -> PutConnection | None:
-        """A connection for one channel's publishes, to hold until the channel closes (SQLite,
-        and PostgreSQL with psycopg); None where ``put`` is the way."""
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
@@ -84,8 +80,10 @@ class MessageSQL(Protocol):
         """Delete up to ``limit`` messages whose time-to-live ran out; returns how many."""
 
     def close(self) -> None:
-        """Give back any connection held for these operations (PostgreSQL with psycopg holds
-        one for claims); they stay usable (the next one checks a connection out again)."""
+        """Let go of the process's shared connections this store holds for these operations
+        (claims on PostgreSQL with psycopg, single puts on SQLite and PostgreSQL with psycopg;
+        the last store to let go gives them back to the pool); they stay usable (the next one
+        holds them again). Idempotent."""
 
 
 _IMPLEMENTATIONS: dict[str, Callable[[Connections, QueueTables], MessageSQL]] = {

@@ -13,7 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import states
-from ..put_connection import PutConnection
 from ..rows import ClaimedRow, PendingRow
 from .common import CommonMessages, in_delivery_order
 
@@ -32,10 +31,6 @@ class MysqlMessages(CommonMessages):
         """See ``MessageSQL.put``."""
         row = PendingRow(queue, payload, priority, ttl_s)
         self._db.execute(self._insert_rows(), None, self._insert_parameters(row))
-
-    def put_connection(self) -> PutConnection | None:
-        """See ``MessageSQL.put_connection``: none, ``put`` is the way."""
-        return None
 
     def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
         connection.execute(self._insert_rows(), [self._insert_parameters(row) for row in rows])

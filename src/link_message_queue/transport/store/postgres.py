@@ -3,8 +3,8 @@ with the server's clock read inside it (``clock.POSTGRESQL_NOW_SQL``: no host ti
 A claim locks its rows with ``FOR UPDATE SKIP LOCKED``, so consumers never wait for each
 other, and deletes the buffered acks in the same statement. A publish's ``pg_notify`` wakes the
 queue's listeners on commit. psycopg 3 also gets server-side prepared publishes, claims and
-takes on a held connection (``claim_connection``) and COPY batches; other drivers the portable
-statements.
+takes on the process's shared held connections (``put_connection``, ``claim_connection``) and
+COPY batches; other drivers the portable statements.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ...db import QueueTables
 from ...db.clock import POSTGRESQL_NOW_SQL
 from .. import states
-from ..claim_connection import claim_connection_for
+from ..claim_connection import ClaimConnection, claim_connection_for, let_go
 from ..put_connection import PutConnection
 from ..rows import ClaimedRow, PendingRow
 from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
@@ -30,6 +30,7 @@ class PostgresMessages(CommonMessages):
     def __init__(self, connections: Connections, tables: QueueTables) -> None:
         super().__init__(connections, tables)
         self._psycopg = connections.engine.dialect.driver == "psycopg"
+        self._publishes_held = self._psycopg
         now = POSTGRESQL_NOW_SQL
         table = self.message.name
         # One round trip: the row and its wake-up signal; NOTIFY fires on commit. In the
@@ -65,25 +66,24 @@ class PostgresMessages(CommonMessages):
             acked_and_ready + f"DELETE FROM {table} AS m USING ready WHERE m.id = ready.id "
             "RETURNING m.id, m.payload, m.delivery_count + 1 AS delivery_count, m.priority"
         )
-        # psycopg: claims and takes on the process's held raw connection (claim_connection),
-        # their SQL in the driver's parameter style.
-        self._claims = (
-            claim_connection_for(connections.engine, connections.single)
-            if self._psycopg and connections.hold_claim_connection
-            else None
-        )
+        # psycopg: claims and takes on the process's shared held raw connection
+        # (claim_connection), held from the first claim until close, their SQL in the
+        # driver's parameter style.
+        self._holds_claims = self._psycopg and connections.hold_connections
+        self._claims: ClaimConnection | None = None
         self._raw_claim_sql = str(self._claim_sql.compile(dialect=connections.engine.dialect))
         self._raw_take_sql = str(self._take_sql.compile(dialect=connections.engine.dialect))
 
     def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
-        """See ``MessageSQL.put``: one statement, the row and its NOTIFY."""
+        """See ``MessageSQL.put``: one statement, the row and its NOTIFY (with psycopg on the
+        shared held connection, server-side prepared, where the store holds connections)."""
+        row = PendingRow(queue, payload, priority, ttl_s)
+        if self._put_held(row):
+            return
         with self._db.single.begin() as own:
-            own.exec_driver_sql(*self._put_statement(PendingRow(queue, payload, priority, ttl_s)))
+            own.exec_driver_sql(*self._put_statement(row))
 
-    def put_connection(self) -> PutConnection | None:
-        """See ``MessageSQL.put_connection``: with psycopg, server-side prepared."""
-        if not self._psycopg:
-            return None
+    def _new_put_connection(self) -> PutConnection:
         return PutConnection(self._db.single, self._put_statement, prepare=True)
 
     def _put_statement(self, row: PendingRow) -> tuple[str, dict[str, Any]]:
@@ -148,13 +148,27 @@ class PostgresMessages(CommonMessages):
     ) -> Sequence[Any]:
         """Rows of a claim or take: on the held claim connection, or through SQLAlchemy where
         there is none or another thread is using it."""
-        rows = None if self._claims is None else self._claims.fetch(raw_sql, parameters)
+        claims = self._claims
+        if claims is None and self._holds_claims:
+            claims = self._hold_claims()
+        rows = None if claims is None else claims.fetch(raw_sql, parameters)
         if rows is not None:
             return rows
         with self._db.single.connect() as connection:
             return connection.execute(statement, parameters).all()
 
+    def _hold_claims(self) -> ClaimConnection:
+        with self._holding_lock:
+            if self._claims is None:
+                self._claims = claim_connection_for(self._db.engine, self._db.single)
+            return self._claims
+
     def close(self) -> None:
-        """See ``MessageSQL.close``: gives back the held claim connection."""
-        if self._claims is not None:
-            self._claims.close()
+        """See ``MessageSQL.close``: also lets go of the shared claim connection."""
+        try:
+            with self._holding_lock:
+                claims, self._claims = self._claims, None
+            if claims is not None:
+                let_go(self._db.engine, claims)
+        finally:
+            super().close()

@@ -70,12 +70,17 @@ class SqliteMessages(CommonMessages):
         self._last_mark = 0.0
         self._mark_lock = threading.Lock()
 
-    def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
-        """See ``MessageSQL.put``."""
-        self._execute(*self._put_statement(PendingRow(queue, payload, priority, ttl_s)))
+    _publishes_held = True
 
-    def put_connection(self) -> PutConnection | None:
-        """See ``MessageSQL.put_connection``: one held sqlite3 connection, not prepared."""
+    def put(self, queue: str, payload: str, priority: int, ttl_s: float | None) -> None:
+        """See ``MessageSQL.put``: on the process's shared held sqlite3 connection where the
+        store holds connections and no other thread is using it."""
+        row = PendingRow(queue, payload, priority, ttl_s)
+        if not self._put_held(row):
+            self._execute(*self._put_statement(row))
+
+    def _new_put_connection(self) -> PutConnection:
+        # A held sqlite3 connection, the statement not prepared.
         return PutConnection(self._engine, self._put_statement, prepare=False)
 
     def _put_statement(self, row: PendingRow) -> tuple[str, tuple[Any, ...]]:
