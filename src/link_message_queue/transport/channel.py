@@ -198,12 +198,7 @@ class Channel(virtual.Channel):
         Read each time, never cached: a binding committed before the publish, by any thread or
         process, must route it. Celery binds a new reply queue for each remote-control call
         just before the worker answers to it; a cached read lost those answers."""
-        held = self._put_connection()
-        shared = (
-            self.store.bindings.of_exchange(exchange)
-            if held is None
-            else self.store.bindings.of_exchange_on(held, exchange)
-        )
+        shared = self.store.bindings.of_exchange(exchange)
         return self._match(shared, routing_key) | self._match(
             self._local_bindings(exchange), routing_key
         )

@@ -94,10 +94,19 @@ class PutConnection:
         finally:
             self._lock.release()
 
-    def select(self, sql: str, parameters: Any) -> list[tuple[str | None, ...]]:
+    def select(self, sql: str, parameters: Any) -> list[tuple[str | None, ...]] | None:
         """The rows of the read ``sql`` on the held connection (placeholders and ``parameters``
         as ``statement``'s: ``%(name)s`` and a dict when prepared), each value as text (None
-        for NULL), read at once: it sees everything committed before it. Raises as ``put``."""
+        for NULL), read at once: it sees everything committed before it. None (nothing read)
+        when another thread is using the connection. Raises as ``put``."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._select(sql, parameters)
+        finally:
+            self._lock.release()
+
+    def _select(self, sql: str, parameters: Any) -> list[tuple[str | None, ...]]:
         cursor = self._cursor if self._held is not None else self._open()
         try:
             if not self._prepare:

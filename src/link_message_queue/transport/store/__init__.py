@@ -46,7 +46,7 @@ class MessageStore:
         self.messages: MessageSQL = message_sql(connections, tables)
         self.queues = Queues(connections, tables)
         self.consumers = Consumers(connections, tables)
-        self.bindings = Bindings(connections, tables.binding)
+        self.bindings = Bindings(connections, tables.binding, self.messages.read_held)
         self.cleaner = Cleaner(self.messages, self.consumers, self.queues)
 
     def close(self) -> None:

@@ -3,7 +3,8 @@ kept in the database so a fanout reaches the queues of every process."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -11,20 +12,23 @@ from sqlalchemy.dialects import sqlite
 from ...db.dialects import insert_ignoring_duplicates
 from .connections import Connections
 
-if TYPE_CHECKING:
-    from ..put_connection import PutConnection
-
 # (exchange type, routing key, pattern, queue) of one binding.
 Binding = tuple[str, str, str, str]
+# ``MessageSQL.read_held``: a read on the process's shared held connection, None when it
+# cannot run there.
+ReadHeld = Callable[[str, dict[str, Any]], list[tuple[Any, ...]] | None]
 
 
 class Bindings:
     """The binding rows in ``table`` (``QueueTables.binding``) reached through ``connections``.
     Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
 
-    def __init__(self, connections: Connections, table: sa.Table) -> None:
+    def __init__(
+        self, connections: Connections, table: sa.Table, read_held: ReadHeld | None = None
+    ) -> None:
         self._db = connections
         self.table = table
+        self._read_held = read_held
         self._of_exchange = sa.select(
             table.c.exchange_type, table.c.routing_key, table.c.pattern, table.c.queue
         ).where(table.c.exchange == sa.bindparam("exchange"))
@@ -73,15 +77,14 @@ class Bindings:
 
     def of_exchange(self, exchange: str, connection: sa.Connection | None = None) -> list[Binding]:
         """(exchange type, routing key, pattern, queue) of every binding of ``exchange``, read on
-        ``connection`` if given."""
+        ``connection`` if given, else on the process's shared held connection where there is
+        one (no pool checkout: this runs once per routed publish), else through the pool."""
         parameters = {"exchange": exchange}
         if connection is not None:
             return [tuple(row) for row in connection.execute(self._of_exchange, parameters)]
+        if self._read_held is not None:
+            rows = self._read_held(self._of_exchange_sql, parameters)
+            if rows is not None:
+                return cast(list[Binding], rows)
         with self._db.reader.connect() as own:
             return [tuple(row) for row in own.execute(self._of_exchange, parameters)]
-
-    def of_exchange_on(self, held: PutConnection, exchange: str) -> list[Binding]:
-        """As ``of_exchange``, read on a channel's held connection (``put_connection``): no
-        pool checkout nor SQLAlchemy statement machinery, a prepared statement on PostgreSQL.
-        This runs once per routed publish."""
-        return cast(list[Binding], held.select(self._of_exchange_sql, {"exchange": exchange}))

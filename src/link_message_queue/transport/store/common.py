@@ -54,15 +54,26 @@ class CommonMessages:
         until the last store sharing it closes), committed: True; False (nothing written) for a
         store that holds no connections, a dialect without one, or when another thread is
         using it (the caller then writes through SQLAlchemy)."""
+        puts = self._held_puts()
+        return puts is not None and puts.put(row)
+
+    def read_held(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """See ``MessageSQL.read_held``."""
+        puts = self._held_puts()
+        return None if puts is None else puts.select(sql, parameters)
+
+    def _held_puts(self) -> PutConnection | None:
+        """The process's shared put connection, held from the first use; None for a store
+        that holds no connections or a dialect without one."""
         puts = self._puts
         if puts is None:
             if not (self._publishes_held and self._db.hold_connections):
-                return False
+                return None
             with self._holding_lock:
                 if self._puts is None:
                     self._puts = hold_shared(self._puts_key(), self._new_put_connection)
                 puts = self._puts
-        return puts.put(row)
+        return puts
 
     def _puts_key(self) -> tuple[str, sa.Engine, str]:
         # One per engine and message table: the statement names the table (and its channel).

@@ -10,7 +10,7 @@ how to say them in SQL. What "ready" means is ``states.ready``, nowhere else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -78,6 +78,12 @@ class MessageSQL(Protocol):
 
     def delete_expired(self, limit: int) -> int:
         """Delete up to ``limit`` messages whose time-to-live ran out; returns how many."""
+
+    def read_held(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """The rows of the read ``sql`` (the driver's placeholders: psycopg's ``%(name)s``,
+        sqlite3's ``:name``) on the process's shared put connection, values as text on
+        PostgreSQL; None (nothing read) where the store holds no connection or another thread
+        is using it: the caller reads through the pool instead. Seen: all committed before."""
 
     def close(self) -> None:
         """Let go of the process's shared connections this store holds for these operations
