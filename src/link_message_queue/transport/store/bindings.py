@@ -32,7 +32,7 @@ class Bindings:
         self._of_exchange = sa.select(
             table.c.exchange_type, table.c.routing_key, table.c.pattern, table.c.queue
         ).where(table.c.exchange == sa.bindparam("exchange"))
-        # The same read for a channel's held connection, in its driver's placeholders
+        # The same read for the process's shared put connection, in its driver's placeholders
         # (psycopg's %(exchange)s; sqlite3's :exchange, named rather than qmark).
         dialect = connections.engine.dialect
         if dialect.name == "sqlite":
