@@ -1,4 +1,28 @@
-"""Transport options: ``broker_transport_options`` (Celery) or ``transport_options`` (kombu)."""
+"""Transport options: ``broker_transport_options`` (Celery) or ``transport_options`` (kombu).
+
+``publish_synchronous_commit`` (PostgreSQL only, off by default: None keeps the server's
+setting) trades durability of the last publishes for publish rate. A commit normally returns
+once its WAL record is flushed to disk (``synchronous_commit = on``); each one-by-one
+``delay()`` outside a caller's transaction is such a commit, and waiting for that flush bounds
+the publish rate (measured, 3,000 one-by-one ``delay()``s, ``python -m bench.publish_profile``
+on a loaded two-core machine: 740-840/s on, 1,080-1,110/s off, CPU per message unchanged). With
+``"off"`` the transport's own single publishes return before the flush: a crash of the
+*PostgreSQL server* (or of its host) may lose publishes that had already returned, those of the
+last ~3 x ``wal_writer_delay`` (600 ms with the default 200 ms); the database stays consistent
+(the lost publishes are simply absent, never half-written). An application or worker crash loses
+nothing: the server still writes the WAL. See PostgreSQL's manual, "Asynchronous Commit"
+(https://www.postgresql.org/docs/current/wal-async-commit.html). ``"local"``, ``"remote_write"``
+and ``"remote_apply"`` are PostgreSQL's choices for synchronous replication
+(``synchronous_commit``).
+
+It applies only where the transport commits a single publish of its own: on the process's shared
+put connection (``put_connection``: set for the session while held, the previous value restored
+before the connection goes back to the pool) and, where that connection is busy or the driver is
+not psycopg, by ``SET LOCAL`` inside that publish's own transaction. Publishes inside
+``publish_on()``/``send_many`` (the caller's transaction, which the caller commits), transient
+batches, claims and acks keep the server's setting. On another database it is refused
+(``TransportOptionError``): SQLite has ``sqlite_synchronous``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +40,8 @@ DEFAULT_TABLE_PREFIX = "linkmq_"
 DEFAULT_LEASE_S = 30.0
 DEFAULT_CLAIM_BATCH_MAX = 100
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# PostgreSQL's synchronous_commit values (``publish_synchronous_commit``), as its manual has them.
+SYNCHRONOUS_COMMIT_VALUES = ("on", "off", "local", "remote_write", "remote_apply")
 
 # kombu passes these through transport_options for its own retry logic; they are not ours.
 _KOMBU_KEYS = frozenset(
@@ -103,6 +129,20 @@ class TransportOptions:
             "nothing, a power cut may lose the last commits; `FULL` fsyncs every commit"
         ),
     )
+    publish_synchronous_commit: str | None = field(
+        default=None,
+        metadata=_option(
+            "PostgreSQL only: `synchronous_commit` for the transport's own one-by-one publishes "
+            "outside `publish_on()` (`on`, `off`, `local`, `remote_write`, `remote_apply`). "
+            "`off` lets a publish return before its commit is flushed to disk (measured: "
+            "1.3-1.5x the one-by-one `delay()`s a second): a PostgreSQL server crash may lose "
+            "those of the last ~600 ms (3 x `wal_writer_delay`) that had already returned; an "
+            "application or worker crash loses nothing and the database stays consistent. "
+            "Publishes in the caller's transaction, claims and acks keep the server's setting; "
+            "refused on other databases",
+            shown_default="the server's setting",
+        ),
+    )
     busy_timeout_s: float = field(
         default=DEFAULT_BUSY_TIMEOUT_S,
         metadata=_option("how long SQLite waits for the write lock", "s"),
@@ -178,6 +218,15 @@ class TransportOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TransportOptionError(f"{name} must be a positive integer, not {value!r}")
+        if (
+            self.publish_synchronous_commit is not None
+            and self.publish_synchronous_commit not in SYNCHRONOUS_COMMIT_VALUES
+        ):
+            raise TransportOptionError(
+                "publish_synchronous_commit must be one of PostgreSQL's synchronous_commit "
+                f"values {', '.join(SYNCHRONOUS_COMMIT_VALUES)} (or None for the server's "
+                f"setting), not {self.publish_synchronous_commit!r}"
+            )
         check_sqlite_options(self.busy_timeout_s, self.sqlite_synchronous)
 
     @property

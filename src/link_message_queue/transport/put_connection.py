@@ -23,6 +23,10 @@ another); errors come out as SQLAlchemy's, so kombu retries a lost connection as
 error. A forked child never touches the connection it inherited: it neither closes it nor
 returns it to the pool, since either would talk on its parent's socket, and starts with no
 shared connections of its own.
+
+Run-time settings of the held session (``settings``: ``synchronous_commit`` for the transport
+option ``publish_synchronous_commit``) are set when it is checked out and their previous values
+restored before it goes back to the pool: the pool's connections are the application's too.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import hashlib
 import re
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -54,12 +58,25 @@ class PutConnection:
     connections must be in autocommit (each message commits alone), one thread at a time.
     ``prepare``: the driver is psycopg 3 and ``statement`` gives SQL with ``%(name)s``
     placeholders and a dict: the SQL is prepared on the server once per connection and run
-    through libpq."""
+    through libpq. ``settings``: PostgreSQL run-time settings (name -> value, e.g.
+    ``synchronous_commit``) set for the connection's session when it is checked out (its
+    statements are their own transactions, so they keep it); the values it had are restored
+    before it goes back to the pool, so the pool's next user never sees them."""
 
-    def __init__(self, engine: sa.Engine, statement: Statement, *, prepare: bool) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        statement: Statement,
+        *,
+        prepare: bool,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self._engine = engine
         self._statement = statement
         self._prepare = prepare
+        self._settings = dict(settings or {})
+        # The held session's values of ``settings`` before they were set: restored on close.
+        self._previous: dict[str, str] = {}
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._held: sa.Connection | None = None
         self._cursor: Any = None
@@ -173,27 +190,69 @@ class PutConnection:
         return result
 
     def close(self) -> None:
-        """Give the connection back to the pool (with its autocommit reset; waits for a
-        statement running in another thread); the next statement checks one out again."""
+        """Give the connection back to the pool (with its autocommit reset and ``settings``
+        restored; waits for a statement running in another thread); the next statement checks
+        one out again. Raises SQLAlchemy's ``DBAPIError`` when restoring the settings fails: the
+        connection is then discarded, never returned with them."""
         with self._lock:
-            held, self._held, self._cursor = self._held, None, None
+            held, self._held, cursor, self._cursor = self._held, None, self._cursor, None
+            previous, self._previous = self._previous, {}
             self._prepared = {}
-            if held is not None:
+            if held is None:
+                return
+            try:
+                self._set(cursor, previous)
+            except BaseException:
+                held.invalidate()
+                raise
+            finally:
                 held.close()
 
     def _open(self) -> Any:
         held = self._engine.connect()
         try:
             cursor = held.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            previous = self._get(cursor, self._settings)
+            self._set(cursor, self._settings)
         except BaseException:
+            if self._settings:
+                held.invalidate()  # some settings may be set: never back into the pool
             held.close()
             raise
-        self._held, self._cursor = held, cursor
+        self._held, self._cursor, self._previous = held, cursor, previous
         return cursor
+
+    def _get(self, cursor: Any, names: Mapping[str, str]) -> dict[str, str]:
+        """The session's current value of each setting in ``names``. Raises SQLAlchemy's
+        ``DBAPIError``."""
+        values = {}
+        for name in names:
+            sql = "SELECT current_setting(%s)"
+            try:
+                cursor.execute(sql, (name,))
+                values[name] = str(cursor.fetchone()[0])
+            except self._dbapi_error as exc:
+                raise self._as_sqlalchemy(sql, name, exc) from exc
+        return values
+
+    def _set(self, cursor: Any, settings: Mapping[str, str]) -> None:
+        """Set each of ``settings`` for the session (``set_config``, not local: in autocommit
+        each statement is its own transaction). Raises SQLAlchemy's ``DBAPIError``."""
+        for name, value in settings.items():
+            sql = "SELECT set_config(%s, %s, false)"
+            try:
+                cursor.execute(sql, (name, value))
+            except self._dbapi_error as exc:
+                raise self._as_sqlalchemy(sql, (name, value), exc) from exc
+
+    def _as_sqlalchemy(self, sql: str, parameters: Any, exc: Exception) -> sa.exc.StatementError:
+        return sa.exc.DBAPIError.instance(
+            sql, parameters, exc, self._dbapi_error, dialect=self._engine.dialect
+        )
 
     def _discard(self) -> None:
         held, self._held, self._cursor = self._held, None, None
-        self._prepared = {}
+        self._prepared, self._previous = {}, {}
         if held is not None:
             held.invalidate()
             held.close()
@@ -202,7 +261,7 @@ class PutConnection:
         # A statement in another thread of the parent may have held the lock at the fork.
         self._lock = threading.Lock()
         held, self._held, self._cursor = self._held, None, None
-        self._prepared = {}
+        self._prepared, self._previous = {}, {}
         if held is not None:
             # Kept referenced for good: neither closed nor garbage-collected back into the pool.
             _inherited.append(held)

@@ -72,8 +72,8 @@ class Transport(virtual.Transport):
     """The kombu transport ``linkmq+<SQLAlchemy URL>`` (a ``kombu.transport.virtual.Transport``):
     features, URL and options in the module docstring and ``transport.options``. Raises
     ``DriverMissingError`` when the URL's database driver is not installed, ``TransportOptionError``
-    on an unknown option, and ``SchemaMissingError`` on connect when the tables are missing and
-    ``auto_migrate`` is off."""
+    on an unknown option (or ``publish_synchronous_commit`` off PostgreSQL), and
+    ``SchemaMissingError`` on connect when the tables are missing and ``auto_migrate`` is off."""
 
     Channel = Channel
 
@@ -120,7 +120,12 @@ class Transport(virtual.Transport):
         engine = self.database.engine
         # Claims and publishes run on the process's shared held connections: close_connection
         # lets go of them.
-        self.store = MessageStore(engine, self.database.tables, hold_connections=True)
+        self.store = MessageStore(
+            engine,
+            self.database.tables,
+            hold_connections=True,
+            publish_synchronous_commit=self.options.publish_synchronous_commit,
+        )
         self.signal = _signal_for(self.url, self.options.table_prefix)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leases = LeaseKeeper(

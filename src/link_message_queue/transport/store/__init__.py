@@ -33,16 +33,26 @@ class MessageStore:
     name): ``messages``, ``queues``, ``consumers``, ``bindings`` and ``cleaner`` (see the module
     docstring). Times are Unix seconds (floats) from the database's clock (``db.clock``).
     Raises ``TransportError`` for a dialect without message statements; database errors
-    propagate as ``sqlalchemy.exc.SQLAlchemyError``. ``hold_connections``: see
+    propagate as ``sqlalchemy.exc.SQLAlchemyError``. ``hold_connections`` and
+    ``publish_synchronous_commit`` (``TransportOptionError`` off PostgreSQL): see
     ``connections.Connections``."""
 
     def __init__(
-        self, engine: sa.Engine, tables: QueueTables, *, hold_connections: bool = False
+        self,
+        engine: sa.Engine,
+        tables: QueueTables,
+        *,
+        hold_connections: bool = False,
+        publish_synchronous_commit: str | None = None,
     ) -> None:
         self.engine = engine
         self.tables = tables
         self.dialect = engine.dialect.name
-        connections = Connections(engine, hold_connections=hold_connections)
+        connections = Connections(
+            engine,
+            hold_connections=hold_connections,
+            publish_synchronous_commit=publish_synchronous_commit,
+        )
         self.messages: MessageSQL = message_sql(connections, tables)
         self.queues = Queues(connections, tables)
         self.consumers = Consumers(connections, tables)

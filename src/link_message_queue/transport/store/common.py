@@ -75,9 +75,10 @@ class CommonMessages:
                 puts = self._puts
         return puts
 
-    def _puts_key(self) -> tuple[str, sa.Engine, str]:
-        # One per engine and message table: the statement names the table (and its channel).
-        return ("put", self._db.engine, self.message.name)
+    def _puts_key(self) -> tuple[str, sa.Engine, str, str | None]:
+        # One per engine and message table: the statement names the table (and its channel);
+        # and per synchronous_commit, set on the connection's session.
+        return ("put", self._db.engine, self.message.name, self._db.publish_synchronous_commit)
 
     def close(self) -> None:
         """See ``MessageSQL.close``: lets go of the shared put connection (the last store to

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ...db import database_now, read_only
 from ...db.dialects import single_statement_engine
+from ..errors import TransportOptionError
 from ..transactional import writing_in
 
 
@@ -22,12 +23,29 @@ class Connections:
     last store to let go gives them back to the pool); only the kombu ``Transport`` asks for
     it (it closes the store in ``close_connection``), so the runtime's and the monitors'
     stores, never closed, take no pool slot between statements.
+    ``publish_synchronous_commit``: PostgreSQL's ``synchronous_commit`` for the store's single
+    publishes outside a caller's transaction (``MessageSQL.put``), one of
+    ``options.SYNCHRONOUS_COMMIT_VALUES``, or None for the server's setting (see
+    ``transport.options``); ``TransportOptionError`` on another dialect.
     Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
 
-    def __init__(self, engine: sa.Engine, *, hold_connections: bool = False) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        hold_connections: bool = False,
+        publish_synchronous_commit: str | None = None,
+    ) -> None:
         self.engine = engine
         self.hold_connections = hold_connections
         self.dialect = engine.dialect.name
+        if publish_synchronous_commit is not None and self.dialect != "postgresql":
+            # Refused, not ignored: whoever set it expects faster publishes it would not get.
+            raise TransportOptionError(
+                "publish_synchronous_commit is PostgreSQL's synchronous_commit, not an option "
+                f"on {self.dialect} (on SQLite, see sqlite_synchronous)"
+            )
+        self.publish_synchronous_commit = publish_synchronous_commit
         self.single = single_statement_engine(engine)
         self.reader = read_only(engine)
 

@@ -4,7 +4,8 @@ A claim locks its rows with ``FOR UPDATE SKIP LOCKED``, so consumers never wait 
 other, and deletes the buffered acks in the same statement. A publish's ``pg_notify`` wakes the
 queue's listeners on commit. psycopg 3 also gets server-side prepared publishes, claims and
 takes on the process's shared held connections (``put_connection``, ``claim_connection``) and
-COPY batches; other drivers the portable statements.
+COPY batches; other drivers the portable statements. ``publish_synchronous_commit`` (see
+``transport.options``) sets ``synchronous_commit`` for single publishes (``put``) only.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ from ...db import QueueTables
 from ...db.clock import POSTGRESQL_NOW_SQL
 from .. import states
 from ..claim_connection import ClaimConnection, claim_connection_for, let_go
+from ..options import SYNCHRONOUS_COMMIT_VALUES
 from ..put_connection import PutConnection
 from ..rows import ClaimedRow, PendingRow
 from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
 from .connections import Connections
+
+
+def _set_local_synchronous_commit(value: str) -> str:
+    """``SET LOCAL synchronous_commit`` to ``value``, one of
+    ``options.SYNCHRONOUS_COMMIT_VALUES`` (checked: SET takes no parameters, so the value is
+    spelled into the SQL). Raises ``ValueError`` for any other."""
+    if value not in SYNCHRONOUS_COMMIT_VALUES:
+        raise ValueError(f"not a synchronous_commit value: {value!r}")
+    return f"SET LOCAL synchronous_commit TO {value}"
 
 
 class PostgresMessages(CommonMessages):
@@ -80,11 +91,21 @@ class PostgresMessages(CommonMessages):
         row = PendingRow(queue, payload, priority, ttl_s)
         if self._put_held(row):
             return
-        with self._db.single.begin() as own:
+        synchronous_commit = self._db.publish_synchronous_commit
+        if synchronous_commit is None:
+            with self._db.single.begin() as own:
+                own.exec_driver_sql(*self._put_statement(row))
+            return
+        # A transaction of its own (BEGIN, SET LOCAL, the statement, COMMIT): SET LOCAL ends
+        # with it, so the pooled connection goes back with the server's setting.
+        with self._db.engine.begin() as own:
+            own.exec_driver_sql(_set_local_synchronous_commit(synchronous_commit))
             own.exec_driver_sql(*self._put_statement(row))
 
     def _new_put_connection(self) -> PutConnection:
-        return PutConnection(self._db.single, self._put_statement, prepare=True)
+        synchronous_commit = self._db.publish_synchronous_commit
+        settings = {} if synchronous_commit is None else {"synchronous_commit": synchronous_commit}
+        return PutConnection(self._db.single, self._put_statement, prepare=True, settings=settings)
 
     def _put_statement(self, row: PendingRow) -> tuple[str, dict[str, Any]]:
         parameters = {
