@@ -1,6 +1,7 @@
 """The publishing process's cost of one-by-one ``task.delay()``: messages per second and CPU
 milliseconds per message (``time.process_time``, this process only) for linkmq+ on a fresh
-PostgreSQL database, Celery+Redis, Celery on kombu's in-memory transport (Celery and kombu
+PostgreSQL database (``linkmq+``; ``linkmq+async``: the same with the transport option
+``publish_synchronous_commit="off"``, on a fresh database of its own), Celery+Redis, Celery on kombu's in-memory transport (Celery and kombu
 alone, no broker work), the same with a blocking wait of ``--wait-ms`` per publish (``memory+wait``:
 what blocking once per message costs the publisher's CPU, with no broker work at all) and
 dramatiq-pg (``broker.enqueue``, where it is installed), in one run, rotated over ``--repeat``
@@ -35,9 +36,15 @@ from .systems import libpq_url
 Figures = tuple[float, float]
 
 
-def _celery_publisher(url: str) -> Callable[[int], Figures]:
+def _celery_publisher(
+    url: str, transport_options: dict[str, Any] | None = None
+) -> Callable[[int], Figures]:
     app = Celery("bench-publish", broker=url)
-    app.conf.update(task_serializer="json", task_default_queue="bench")
+    app.conf.update(
+        task_serializer="json",
+        task_default_queue="bench",
+        broker_transport_options=transport_options or {},
+    )
 
     @app.task(name="bench.work", shared=False)
     def work(sent_at: float, duration_s: float) -> None:
@@ -118,9 +125,11 @@ def _figures(count: int, wall_s: float, cpu_s: float) -> Figures:
 def publishers(wait_s: float = 0.0004) -> dict[str, Callable[[int], Figures]]:
     """Each system's publish (name → publish(count)), warmed up, on fresh storage."""
     linkmq = linkmq_postgres_broker("linkmq_bench_publish")
+    linkmq_async = linkmq_postgres_broker("linkmq_bench_publish_async")
     in_memory = _celery_publisher("memory://")
     systems = {
         "linkmq+": _celery_publisher(linkmq.url),
+        "linkmq+async": _celery_publisher(linkmq_async.url, {"publish_synchronous_commit": "off"}),
         "Redis": _celery_publisher(REDIS_URL),
         "memory": in_memory,
         "memory+wait": _waiting(in_memory, wait_s),
