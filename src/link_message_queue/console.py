@@ -1,13 +1,13 @@
-"""The ``link-mq`` console script: :func:`link_message_queue.cli.main`, loaded so that Ctrl-C
-while the command line's modules still load (a second or so) ends it as Ctrl-C at any later
-moment does: one line, exit code 130, no traceback."""
+"""The ``link-mq`` command: :func:`link_message_queue.cli.main`, loaded so that Ctrl-C while the
+command line's modules still load (a second or so) ends it as Ctrl-C at any later moment does:
+one line, exit code 130, no traceback. The console script enters through ``link_mq_console``
+(outside the package), which guards the package's own import too."""
 
 from __future__ import annotations
 
-import signal
-import sys
+from link_mq_console import INTERRUPTED_EXIT_CODE, stopped
 
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C ended
+__all__ = ["INTERRUPTED_EXIT_CODE", "main", "stopped"]
 
 
 def main() -> int:
@@ -19,11 +19,3 @@ def main() -> int:
         return run_command()
     except KeyboardInterrupt:
         return stopped()
-
-
-def stopped() -> int:
-    """Say that Ctrl-C stopped the command; the exit code to return. Further Ctrl-C presses
-    are ignored from here on: the command is already on its way out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print("link-mq: stopped (Ctrl-C)", file=sys.stderr)
-    return INTERRUPTED_EXIT_CODE

@@ -87,3 +87,19 @@ def test_other_unraisable_errors_still_reach_the_previous_hook() -> None:
     finally:
         sys.unraisablehook = hook
     assert [type(u.exc_value) for u in seen] == [ValueError]
+
+
+def test_a_signal_inside_a_deferred_block_is_raised_when_the_block_ends() -> None:
+    finished: list[str] = []
+
+    def signalled_block(interrupts: Interrupts) -> None:
+        with interrupts.deferred():
+            _signal_here(signal.SIGINT)
+            finished.append("the rest of the block")  # not cut short
+
+    with Interrupts() as interrupts:
+        with pytest.raises(KeyboardInterrupt):
+            signalled_block(interrupts)
+        interrupts.check()  # raised once, by the block's end
+    assert finished == ["the rest of the block"]
+    assert interrupts.received == signal.SIGINT

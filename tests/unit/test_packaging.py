@@ -99,3 +99,14 @@ def test_packaging__the_installed_wheel_migrates_a_new_database(
     assert package_file.startswith(str(target))
     revision, expected = revisions.split()
     assert revision == expected
+
+
+def test_packaging__the_console_script_enters_outside_the_package(wheel: Path) -> None:
+    # A Ctrl-C while the package's __init__ imports kombu is guarded only if the entry point's
+    # module loads before the package (link_mq_console's docstring).
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        scripts = archive.read(entry_points).decode()
+    assert "link_mq_console.py" in names
+    assert "link-mq = link_mq_console:main" in scripts

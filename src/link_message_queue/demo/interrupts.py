@@ -8,8 +8,10 @@ its end after a Ctrl-C. :class:`Interrupts` records each signal before raising i
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -24,7 +26,8 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.received: int | None = None  # the first stop signal's number
-        self._swallowed = 0  # KeyboardInterrupts an "Exception ignored" swallowed
+        self._swallowed = 0  # KeyboardInterrupts an "Exception ignored" swallowed, or deferred
+        self._deferring = False
         self._handlers: dict[int, Any] = {}
         self._unraisable_hook = sys.unraisablehook
 
@@ -45,6 +48,17 @@ class Interrupts:
             signal.signal(sig, handler)
         sys.unraisablehook = self._unraisable_hook
 
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block a stop signal does not cut short: one that arrives inside it is raised when
+        it ends (starting a process and recording it, so that it is stopped later)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        self.check()
+
     def check(self) -> None:
         """Raise KeyboardInterrupt if a stop signal came whose KeyboardInterrupt was swallowed."""
         if self._swallowed:
@@ -54,6 +68,9 @@ class Interrupts:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
+        if self._deferring:
+            self._swallowed += 1  # raised by check() when the deferred block ends
+            return
         raise KeyboardInterrupt
 
     def _on_unraisable(self, unraisable: Any) -> None:

@@ -130,7 +130,7 @@ def run_demo(
             interrupts.check()
             log_path = Path(workdir) / "celery.log"
             if not external:
-                _start_celery(env, log_path, processes)
+                _start_celery(env, log_path, processes, interrupts)
             started = time.monotonic()
             dead_before = _dead_letters(engine, settings)
             since = time.time()
@@ -193,7 +193,10 @@ def _clear_leftovers(engine: sa.Engine, settings: Settings) -> tuple[int, int]:
 
 
 def _start_celery(
-    env: Mapping[str, str], log_path: Path, processes: list[subprocess.Popen[bytes]]
+    env: Mapping[str, str],
+    log_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    interrupts: Interrupts,
 ) -> None:
     """Start worker and beat into ``processes``, each in a session of its own: Ctrl-C reaches
     the demo alone, which stops them in order (and can kill each with its pool children)."""
@@ -220,15 +223,17 @@ def _start_celery(
     ]
     with log_path.open("ab") as log:
         for command in commands:
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    env={**os.environ, **env},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+            # A Ctrl-C inside Popen, after the fork, would leave a process nobody stops.
+            with interrupts.deferred():
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        env={**os.environ, **env},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
