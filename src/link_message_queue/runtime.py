@@ -166,7 +166,9 @@ def build_runtime(app: Celery, settings: Settings, config: WorkflowConfig | None
         # The workflow queue lives in RabbitMQ or Redis: ticks take messages from there.
         source = BrokerSource(app, outbox, settings.queue)
     step = TickStep(forwarding, source, keeper)
-    relay = OutboxRelay(outbox, store, _publisher(app), owner=owner)
+    # The relay's lock is a lease like a message's: a relay killed while it holds it lets the
+    # next one in after LINK_MQ_LEASE_S, not after a fixed 30 s.
+    relay = OutboxRelay(outbox, store, _publisher(app), owner=owner, lock_s=settings.lease_s)
     ticks = TickBus()
     gauges = Gauges(store.engine, store.tables.gauge)
     listener = StepTickListener(step, settings.messages_per_tick, gauges.set)

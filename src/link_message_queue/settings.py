@@ -201,7 +201,7 @@ class Settings:
         metadata=_env(
             "LINK_MQ_LEASE_S",
             _positive_float,
-            "how long a fetched message stays leased without renewal",
+            "how long a fetched message (and the outbox relay's lock) stays leased without renewal",
             "s",
         ),
     )

@@ -380,6 +380,20 @@ def test_runtime__another_broker_goes_through_the_outbox_and_ticks_read_the_brok
     assert runtime.producer.transactional
 
 
+def test_runtime__the_relays_lock_lasts_the_lease(database_url: str) -> None:
+    # A relay killed while it holds the lock stops the next one for that long (it was 30 s
+    # whatever the lease).
+    settings = Settings.from_env(
+        {
+            "LINK_MQ_DATABASE_URL": database_url,
+            "LINK_MQ_BROKER_URL": "redis://localhost/0",
+            "LINK_MQ_LEASE_S": "2.5",
+        }
+    )
+    runtime = build_runtime(Celery("x"), settings, WorkflowConfig({}, {}, False))
+    assert runtime.relay.lock_s == 2.5
+
+
 def test_publish_on__works_with_a_session(runtime: Runtime) -> None:
     from sqlalchemy.orm import Session
 
