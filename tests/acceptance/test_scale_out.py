@@ -112,7 +112,8 @@ def test_scale_out__a_relay_killed_mid_way_loses_nothing_and_nothing_runs_twice(
     url = scale_env["LINK_MQ_DATABASE_URL"]
     env = {**scale_env, "LINK_MQ_CONSUME_MODE": "worker"}
     runtime = _runtime(env)
-    total = 1500
+    # Five relay batches (100 rows each): the kill lands right after the first one.
+    total = 500
     _dispatch(runtime, range(total))
 
     relay = CeleryProcess(["relay"], env, tmp_path / "relay1.log", module=LINK_MQ)
