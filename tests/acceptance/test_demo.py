@@ -145,12 +145,13 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
         )
         _interrupt_when(tmp_path, lambda run: b"0/50" in run.stderr, "with its import queued")
         _interrupt_when(tmp_path, lambda run: b"/50" in run.stderr, "twice", presses=2)
-        # (one message a tick, a tick a second: still importing when its first chunk is in)
+        # (one message a tick, a tick every 0.4 s: still importing, for a few ticks more, when
+        # its first chunk is in; at a tick a second it took some 20 s to get there)
         _interrupt_when(
             tmp_path,
             lambda run: b"10/50" in run.stderr,
             "halfway",
-            extra_env={"LINK_MQ_TICK_INTERVAL": "1", "LINK_MQ_MESSAGES_PER_TICK": "1"},
+            extra_env={"LINK_MQ_TICK_INTERVAL": "0.4", "LINK_MQ_MESSAGES_PER_TICK": "1"},
         )
 
         # When the demo runs to its end, twice, in the same folder
