@@ -151,12 +151,13 @@ class PutConnection:
     ) -> sa.exc.StatementError:
         """The driver's error ``exc`` from ``sql`` as SQLAlchemy's; a lost connection is
         discarded first (the next statement checks out another)."""
-        driver = cursor.connection
-        lost = bool(getattr(driver, "closed", False) or getattr(driver, "broken", False))
-        pgconn = getattr(driver, "pgconn", None)
-        lost = lost or (pgconn is not None and pgconn.status != _CONNECTION_OK)
+        lost = _is_lost(cursor.connection)
         if lost:
             self._discard()
+            # Whatever class the driver gave it (psycopg raises its generic DatabaseError for a
+            # connection reset without a server message): a lost connection is an
+            # OperationalError, the error kombu reconnects and retries on.
+            return sa.exc.OperationalError(sql, parameters, exc, connection_invalidated=True)
         return sa.exc.DBAPIError.instance(
             sql,
             parameters,
@@ -181,12 +182,7 @@ class PutConnection:
         pgconn = driver.pgconn
         result = pgconn.exec_prepared(name, values)
         if result.status not in _SUCCEEDED:
-            errors = _psycopg_errors()
-            if pgconn.status != _CONNECTION_OK:
-                # As psycopg reports a lost connection: OperationalError (kombu retries it).
-                message = result.error_message or pgconn.error_message
-                raise errors.OperationalError(message.decode(encoding, "replace").strip())
-            raise errors.error_from_result(result, encoding=encoding)
+            raise _libpq_error(pgconn, result, encoding)
         return result
 
     def close(self) -> None:
@@ -199,6 +195,11 @@ class PutConnection:
             previous, self._previous = self._previous, {}
             self._prepared = {}
             if held is None:
+                return
+            if _is_lost(cursor.connection):
+                # Its session, settings and all, is gone with it: nothing to restore.
+                held.invalidate()
+                held.close()
                 return
             try:
                 self._set(cursor, previous)
@@ -283,10 +284,29 @@ def _prepare(driver: Any, sql: str) -> tuple[bytes, list[str], str]:
     encoding = driver.info.encoding
     result = driver.pgconn.prepare(name.encode(), text.encode(encoding))
     if result.status not in _SUCCEEDED:
-        error = _psycopg_errors().error_from_result(result, encoding=encoding)
-        if error.sqlstate != _DUPLICATE_PREPARED_STATEMENT:
+        error = _libpq_error(driver.pgconn, result, encoding)
+        if getattr(error, "sqlstate", None) != _DUPLICATE_PREPARED_STATEMENT:
             raise error
     return name.encode(), names, encoding
+
+
+def _is_lost(driver: Any) -> bool:
+    """Whether the DB-API connection ``driver`` (psycopg or sqlite3) is closed or broken."""
+    if getattr(driver, "closed", False) or getattr(driver, "broken", False):
+        return True
+    pgconn = getattr(driver, "pgconn", None)
+    return pgconn is not None and pgconn.status != _CONNECTION_OK
+
+
+def _libpq_error(pgconn: Any, result: Any, encoding: str) -> Exception:
+    """psycopg's error for the failed libpq ``result`` on ``pgconn``: OperationalError when the
+    connection is lost (as psycopg itself reports it; kombu retries it), else the error for
+    the result's SQLSTATE."""
+    errors = _psycopg_errors()
+    if pgconn.status != _CONNECTION_OK:
+        message = result.error_message or pgconn.error_message
+        return cast(Exception, errors.OperationalError(message.decode(encoding, "replace").strip()))
+    return cast(Exception, errors.error_from_result(result, encoding=encoding))
 
 
 def _psycopg_errors() -> Any:

@@ -27,6 +27,7 @@ default, unit and meaning is a field of ``link_message_queue.transport.options.T
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -206,19 +207,23 @@ class Transport(virtual.Transport):
     def close_connection(self, connection: Any) -> None:
         """kombu ``Transport.close_connection``: writes buffered transient messages and acks, then
         stops the lease keeper and lets go of the wake-up listener and held connections."""
-        try:
+        with contextlib.ExitStack() as cleanup:
+            # Every step runs even when one before it raised (a connection lost meanwhile):
+            # the first error propagates, the later ones chained to it. Last pushed runs first.
+            if self.doorbell is not None:
+                cleanup.callback(self.doorbell.close)
+            cleanup.callback(self._stop_listener)
+            cleanup.callback(self.store.close)
+            cleanup.callback(self.leases.stop)
             self._leave_event_loop()
             self.transient.close()
             self.flush_acks()
             super().close_connection(connection)
-        finally:
-            self.leases.stop()
-            self.store.close()
-            if self._listener is not None:
-                self._listener.stop()
-                self._listener = None
-            if self.doorbell is not None:
-                self.doorbell.close()
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.stop()
 
     def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
         """kombu ``Transport.as_uri``: ``linkmq+<url>``, with the password masked unless
