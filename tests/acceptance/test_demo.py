@@ -186,3 +186,44 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
     finally:
         for pid in _demo_processes(tmp_path):
             os.kill(pid, signal.SIGKILL)
+
+
+# `link-mq demo` with a Ctrl-C that lands in a finalizer (where Python only prints "Exception
+# ignored") while the demo still sets up its database, before any worker starts.
+_SWALLOWED_DURING_SETUP = """
+import os, signal, sys
+import link_message_queue.demo.runner as runner
+
+class SignalInFinalizer:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # the handler runs here, inside __del__
+
+def write_users_csv(*args, **kwargs):
+    SignalInFinalizer()  # collected at once: the Ctrl-C lands in its __del__
+    return original(*args, **kwargs)
+
+original, runner.write_users_csv = runner.write_users_csv, write_users_csv
+sys.argv = ["link-mq", "demo"]
+from link_mq_console import main
+sys.exit(main())
+"""
+
+
+def test_demo__a_ctrl_c_swallowed_during_setup_still_stops_it(tmp_path: Path) -> None:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("LINK_MQ_")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED_DURING_SETUP],
+        cwd=tmp_path,
+        env={**environment, "PYTHONPATH": PYTHONPATH},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert STOPPED in done.stderr
+    assert "succeeded" not in done.stdout  # it did not run on to the end
+    assert not _demo_processes(tmp_path)

@@ -90,6 +90,31 @@ def run_demo(
 ) -> DemoSummary:
     """``external``: use the worker and beat that already run (docker compose's demo profile)
     instead of starting them. ``say``: where each line of the report goes."""
+    # From the first step: SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does
+    # (the worker and beat run in sessions of their own and would outlive it otherwise), and
+    # none is lost in a finalizer (Interrupts).
+    with Interrupts() as interrupts:
+        return _run_demo(
+            interrupts,
+            users=users,
+            chunk=chunk,
+            timeout_s=timeout_s,
+            say=say,
+            environ=environ,
+            external=external,
+        )
+
+
+def _run_demo(
+    interrupts: Interrupts,
+    *,
+    users: int,
+    chunk: int,
+    timeout_s: float,
+    say: Callable[[str], None],
+    environ: Mapping[str, str] | None,
+    external: bool,
+) -> DemoSummary:
     env = {**DEMO_ENVIRONMENT, **(os.environ if environ is None else environ)}
     csv_path = Path(env.get("LINK_MQ_DEMO_CSV", DEMO_CSV)).resolve()
     env = {
@@ -123,11 +148,9 @@ def run_demo(
 
     processes: list[subprocess.Popen[bytes]] = []
     progress = _ProgressBar()
-    # SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the worker and beat
-    # run in sessions of their own and would outlive it otherwise.
-    with Interrupts() as interrupts, tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
+    interrupts.check()  # one swallowed while the database was set up
+    with tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
         try:
-            interrupts.check()
             log_path = Path(workdir) / "celery.log"
             if not external:
                 _start_celery(env, log_path, processes, interrupts)
