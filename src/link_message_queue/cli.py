@@ -337,7 +337,7 @@ def show_dead_letter(letter: DeadLetter) -> str:
         ("message uuid", letter.message_uuid or "-"),
         ("reason", letter.reason),
         ("attempts", str(letter.attempts)),
-        ("first attempt", _iso(letter.first_attempt_at)),
+        *([("first attempt", _iso(letter.first_attempt_at))] if letter.first_attempt_at else []),
         ("failed at", _iso(letter.failed_at)),
         ("error", f"{letter.exception_type}: {letter.exception_message}"),
     ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from ..db import QueueTables, read_only
+from ..text import counted
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -82,10 +83,10 @@ class DeadLetters:
             )
         )
         logger.error(
-            "dead letter %s (%s after %d attempts): %s: %s",
+            "dead letter %s (%s after %s): %s: %s",
             message_name or "<undecodable message>",
             reason,
-            attempts,
+            counted(attempts, "attempt"),
             type(error).__name__,
             error,
             extra={"action": "dead_letter", "reason": reason, "message_uuid": message_uuid},
