@@ -308,11 +308,12 @@ class DramatiqPgSystem:
 
 @dataclass(frozen=True)
 class PgQueuerSystem:
-    """PgQueuer with its defaults (LISTEN/NOTIFY, a picked job whose worker sends no heartbeat
-    for 30 s is picked again) but batches of one job like the others' prefetch of 1:
-    ``WORKER_PROCESSES`` worker processes of one task at a time (bench/pgqueuer_app.py, as
-    ``pgq run`` runs them). Bulk is one
-    ``enqueue`` of lists (one statement)."""
+    """PgQueuer as its documentation runs it (bench/pgqueuer_app.py, as ``pgq run`` runs it):
+    ``WORKER_PROCESSES`` worker processes, each on one asyncpg connection with ``run``'s
+    defaults (LISTEN/NOTIFY, batches of 10, a picked job whose worker sends no heartbeat for
+    30 s is picked again). The publisher enqueues through the sync psycopg driver, PgQueuer's
+    driver for enqueuing from blocking code. Bulk is one ``enqueue`` of lists (one
+    statement)."""
 
     dsn: str  # libpq URL of its database
     name: str = "PgQueuer"
@@ -470,14 +471,17 @@ def _pgmq_system(database: str) -> CelerySystem:
 
 
 def _on_fresh_database(
-    module: str, system: Callable[[str], ProcrastinateSystem | DramatiqPgSystem | PgQueuerSystem]
+    modules: tuple[str, ...],
+    system: Callable[[str], ProcrastinateSystem | DramatiqPgSystem | PgQueuerSystem],
 ) -> Callable[[str], System]:
     """A peer's maker: ``system`` (built from a libpq URL) on a fresh database, its schema
-    installed; ``PeerUnavailableError`` when its package ``module`` cannot be imported."""
+    installed; ``PeerUnavailableError`` when one of its packages ``modules`` cannot be
+    imported."""
 
     def make(database: str) -> System:
         try:
-            importlib.import_module(module)
+            for module in modules:
+                importlib.import_module(module)
         except ImportError as exc:
             raise PeerUnavailableError(f"{exc} (pip install -e '.[bench]')") from exc
         made = system(libpq_url(fresh_postgres(database)))
@@ -495,10 +499,11 @@ def comparison_systems(
     systems: list[System] = [CelerySystem(linkmq)]
     notes: list[str] = []
     peers: list[tuple[str, Callable[[str], System]]] = [
-        ("procrastinate", _on_fresh_database("procrastinate", ProcrastinateSystem)),
+        ("procrastinate", _on_fresh_database(("procrastinate",), ProcrastinateSystem)),
         ("kombu-pgmq", _pgmq_system),
-        ("dramatiq-pg", _on_fresh_database("dramatiq_pg", DramatiqPgSystem)),
-        ("PgQueuer", _on_fresh_database("pgqueuer", PgQueuerSystem)),
+        ("dramatiq-pg", _on_fresh_database(("dramatiq_pg",), DramatiqPgSystem)),
+        # asyncpg: its workers' driver (bench/pgqueuer_app.py).
+        ("PgQueuer", _on_fresh_database(("pgqueuer", "asyncpg"), PgQueuerSystem)),
     ]
     for name, make in peers:
         try:
