@@ -218,14 +218,15 @@ class ProcrastinateSystem:
 
 @dataclass(frozen=True)
 class DramatiqPgSystem:
-    """dramatiq on dramatiq-pg's broker with dramatiq's defaults (acks after the task, LISTEN/
-    NOTIFY, messages kept as done) but a prefetch of 1 like the others: dramatiq's CLI worker
-    with ``WORKER_PROCESSES`` processes of one thread each. dramatiq-pg 0.12's consumer sleeps
-    whenever its prefetch window is full, backing off up to 1 s and never resetting that
-    back-off: it drains a few tasks a second (also with dramatiq's default prefetch, twice the
-    threads, which starts 20 msg/s in 6 ms at the median but lets one process take both
-    tasks of the crash scenario). dramatiq has no bulk publish (its ``group`` enqueues one by
-    one), so there is no bulk figure."""
+    """dramatiq on dramatiq-pg's broker as dramatiq's documentation runs it: its CLI worker with
+    ``WORKER_PROCESSES`` processes and dramatiq's defaults otherwise (8 threads a process, a
+    prefetch of twice the threads, acks after the task), dramatiq-pg's LISTEN/NOTIFY (its
+    only mode; messages kept as done). dramatiq-pg 0.12 (the latest release) sleeps whenever
+    a consumer holds its prefetch of unacked messages, backing off up to 1 s and never
+    resetting that back-off (``PostgresConsumer.__next__``), so a drain runs in bursts of one
+    prefetch a second per process: that is the broker's own behaviour, not a setting here
+    (docs/benchmarks.md). dramatiq has no bulk publish (its ``group`` enqueues one by one), so
+    there is no bulk figure."""
 
     dsn: str  # libpq URL of its database
     name: str = "dramatiq-pg"
@@ -299,10 +300,13 @@ class DramatiqPgSystem:
             "dramatiq",
             "bench.dramatiq_app",
             f"--processes={WORKER_PROCESSES}",
-            "--threads=1",
+            # dramatiq's defaults, as its CLI reference gives them: ``--threads`` 8 per process;
+            # ``dramatiq_queue_prefetch`` unset, i.e. twice the threads (dramatiq's
+            # docs/source/reference.rst, environment variables). A prefetch of 1 with 1 thread,
+            # as before, left dramatiq-pg's consumer asleep in its back-off after every message.
             "--queues=bench",
         ]
-        env = {"BENCH_DRAMATIQ_DSN": self.dsn, "dramatiq_queue_prefetch": "1"}
+        env = {"BENCH_DRAMATIQ_DSN": self.dsn}
         return _start_processes(command, env, workdir / "dramatiq.log", out, 1)
 
 
