@@ -68,10 +68,9 @@ class Interrupts:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
-        if self._deferring:
-            self._swallowed += 1  # raised by check() when the deferred block ends
-            return
-        raise KeyboardInterrupt
+        # Recorded only, raised by the next check(): raised here it could land anywhere, in a
+        # finalizer (swallowed) or in __set_name__ (turned into a RuntimeError).
+        self._swallowed += 1
 
     def _on_unraisable(self, unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):

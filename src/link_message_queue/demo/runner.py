@@ -126,6 +126,7 @@ def _run_demo(
     options = TransportOptions(table_prefix=settings.table_prefix)
     engine = database_for(settings.database_url, options).engine
     upgrade(engine, settings.table_prefix)
+    interrupts.check()
     if not external:
         # No worker runs yet: what is on the queue or "running" was left by an interrupted run.
         queued, running = _clear_leftovers(engine, settings)
@@ -174,7 +175,7 @@ def _run_demo(
                 interrupts=interrupts,
             )
         finally:
-            _stop(processes)
+            _stop(processes, interrupts)
             progress.end()
         interrupts.check()
     say(
@@ -259,7 +260,7 @@ def _start_celery(
                 )
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def _stop(processes: list[subprocess.Popen[bytes]], interrupts: Interrupts) -> None:
     """A warm shutdown (SIGTERM) of each process; those still running after
     ``STOP_TIMEOUT_S``, or all of them at a second Ctrl-C, are killed with their children."""
     try:
@@ -267,8 +268,11 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for process in processes:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        while any(process.poll() is None for process in processes):
+            interrupts.check()  # a second Ctrl-C: kill them now
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("celery", STOP_TIMEOUT_S)
+            time.sleep(0.1)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         for process in processes:
             with contextlib.suppress(ProcessLookupError):

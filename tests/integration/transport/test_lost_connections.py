@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 
 import kombu
@@ -106,15 +105,9 @@ def test_closing_after_the_put_connection_died_still_stops_the_listener(
             connection.drain_events(timeout=30)  # the LISTEN connection is up
         # Given the put connection's socket cut (its settings cannot be restored)
         _reset(_held_puts(connection))
-    # When the last kombu connection closed: then the LISTEN thread and its backend are gone
+    # When the last kombu connection closed: then the LISTEN connection is gone (the thread
+    # name is not asserted: other tests' transports in this process may listen elsewhere)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (
-        _listening(migrated_postgres_url) or "linkmq-listen" in _thread_names()
-    ):
+    while time.monotonic() < deadline and _listening(migrated_postgres_url):
         time.sleep(0.1)
-    assert "linkmq-listen" not in _thread_names()
     assert _listening(migrated_postgres_url) == 0
-
-
-def _thread_names() -> set[str]:
-    return {thread.name for thread in threading.enumerate()}
