@@ -3,8 +3,9 @@
 Python raises KeyboardInterrupt wherever the main thread happens to be when the signal
 arrives; inside a finalizer or a weakref callback (garbage collection can run one at any
 allocation) the interpreter prints "Exception ignored in ..." and goes on, so the demo ran to
-its end after a Ctrl-C. :class:`Interrupts` records each signal before raising it, and
-:meth:`Interrupts.check` raises it again at the demo's next safe point."""
+its end after a Ctrl-C; inside a class's ``__set_name__`` it becomes a RuntimeError.
+:class:`Interrupts` only records each signal, and :meth:`Interrupts.check` raises it as
+KeyboardInterrupt at the demo's next safe point."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupts:
-    """A context manager: while it is open, each of ``STOP_SIGNALS`` raises KeyboardInterrupt
-    and is remembered; one swallowed on the way (as an unraisable exception) is not reported
-    as a traceback but raised again by :meth:`check`. The previous handlers and the previous
-    ``sys.unraisablehook`` come back on exit. Main thread only (Python's rule for handlers)."""
+    """A context manager: while it is open, each of ``STOP_SIGNALS`` is recorded and raised as
+    KeyboardInterrupt by the next :meth:`check` (once); a KeyboardInterrupt some other code
+    raised and Python swallowed (an unraisable exception) is counted the same way instead of
+    printed. The previous handlers and ``sys.unraisablehook`` come back on exit. Main thread
+    only (Python's rule for handlers)."""
 
     def __init__(self) -> None:
         self.received: int | None = None  # the first stop signal's number
