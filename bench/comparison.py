@@ -42,8 +42,18 @@ def _rate(records: list[tuple[float, float, float]]) -> float:
 
 
 def publish_one_by_one(system: System, count: int) -> dict[str, float]:
+    """The system's one-by-one publish; for linkmq+ on PostgreSQL also the same with the
+    transport option ``publish_synchronous_commit="off"`` (``publish_unflushed_per_s``): each
+    publish returns before the server's WAL flush, the durability of Redis's default."""
     system.reset()
-    return {"publish_per_s": system.publish(count)}
+    figures = {"publish_per_s": system.publish(count)}
+    publish_unflushed = getattr(system, "publish_unflushed", None)
+    if publish_unflushed is not None:
+        system.reset()
+        unflushed_per_s = publish_unflushed(count)
+        if unflushed_per_s is not None:
+            figures["publish_unflushed_per_s"] = unflushed_per_s
+    return figures
 
 
 def publish_bulk(system: System, count: int) -> dict[str, float]:

@@ -79,6 +79,17 @@ class CelerySystem:
             transport_options=self.broker.transport_options,
         )
 
+    def publish_unflushed(self, count: int) -> float | None:
+        """linkmq+ on PostgreSQL only (None elsewhere): one by one with the transport option
+        ``publish_synchronous_commit="off"``, so no publish waits for the WAL flush."""
+        if not self._transactional or not self.broker.url.startswith("linkmq+postgresql"):
+            return None
+        return scenarios.publish(
+            self.broker.url,
+            count,
+            transport_options=self.broker.transport_options | {"publish_synchronous_commit": "off"},
+        )
+
     def publish_bulk(self, count: int) -> float:
         """linkmq+: ``send_many`` (one write in the caller's transaction); other brokers: a
         Celery ``group``."""
