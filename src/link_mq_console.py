@@ -23,9 +23,12 @@ def main() -> int:
     return run_console()
 
 
-def stopped() -> int:
-    """Say that Ctrl-C stopped the command; the exit code to return. Further Ctrl-C presses
-    are ignored from here on: the command is already on its way out."""
+def stopped(signum: int = signal.SIGINT) -> int:
+    """Say that Ctrl-C (or the stop signal ``signum``) stopped the command; the exit code to
+    return: 128 + signum, as a shell reports a command a signal ended (130 for Ctrl-C, 143
+    for SIGTERM). Further Ctrl-C presses are ignored from here on: the command is already on
+    its way out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print("link-mq: stopped (Ctrl-C)", file=sys.stderr)
-    return INTERRUPTED_EXIT_CODE
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(f"link-mq: stopped ({name})", file=sys.stderr)
+    return 128 + signum

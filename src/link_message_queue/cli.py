@@ -200,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DemoError as exc:
         print(f"link-mq: demo: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # the demo has stopped its worker and beat on the way out
-        return stopped()
+    except KeyboardInterrupt as exc:  # the demo has stopped its worker and beat on the way out
+        return stopped(getattr(exc, "signum", signal.SIGINT))
     except InvalidMessageError as exc:
         print(f"link-mq: the message is invalid: {exc}", file=sys.stderr)
         return 2

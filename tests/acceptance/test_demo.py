@@ -1,6 +1,7 @@
-"""``link-mq demo`` as a newcomer runs it: interrupted with Ctrl-C at several moments, then run
-to the end twice, all in the same folder. Ctrl-C ends it cleanly at any moment (exit code 130,
-one line, no traceback, no worker or beat left behind) and every run starts afresh."""
+"""``link-mq demo`` as a newcomer runs it: interrupted with Ctrl-C at several moments (and once
+with SIGTERM), then run to the end twice, all in the same folder. Ctrl-C ends it cleanly at any
+moment (exit code 130, SIGTERM 143; one line, no traceback, no worker or beat left behind) and
+every run starts afresh."""
 
 from __future__ import annotations
 
@@ -65,9 +66,10 @@ class DemoRun:
     def output(self) -> str:
         return (bytes(self.stdout) + bytes(self.stderr)).decode(errors="replace")
 
-    def ctrl_c(self) -> None:
-        """What Ctrl-C in a terminal does: SIGINT to the whole foreground process group."""
-        os.killpg(self.process.pid, signal.SIGINT)
+    def stop(self, stop_signal: signal.Signals) -> None:
+        """What Ctrl-C in a terminal does (SIGINT), or a service manager stopping a service
+        (SIGTERM): the signal to the whole process group."""
+        os.killpg(self.process.pid, stop_signal)
 
     def finish(self) -> int:
         try:
@@ -110,6 +112,7 @@ def _interrupt_when(
     *,
     presses: int = 1,
     extra_env: dict[str, str] | None = None,
+    stop_signal: signal.Signals = signal.SIGINT,
 ) -> str:
     run = DemoRun(folder, extra_env)
     try:
@@ -117,14 +120,16 @@ def _interrupt_when(
         assert run.process.poll() is None, f"the demo ended before {what}:\n{run.output()}"
         for _ in range(presses):  # a second Ctrl-C kills worker and beat at once
             if run.process.poll() is None:
-                run.ctrl_c()
+                run.stop(stop_signal)
                 time.sleep(0.3)
         code = run.finish()
     finally:
         run.close()
     output = run.output()
-    assert code == 130, f"Ctrl-C {what}: exit code {code}\n{output}"
-    assert output.count(STOPPED) == 1, output
+    # 128 + the signal's number, as a shell reports a command a signal ended
+    assert code == 128 + stop_signal, f"{stop_signal.name} {what}: exit code {code}\n{output}"
+    stopped = STOPPED if stop_signal == signal.SIGINT else f"link-mq: stopped ({stop_signal.name})"
+    assert output.count(stopped) == 1, output
     assert "Traceback" not in output, output
     wait_for(lambda: not _demo_processes(folder), 10, f"no worker or beat left after Ctrl-C {what}")
     return output
@@ -145,6 +150,10 @@ def test_demo__ctrl_c_at_any_moment_stops_cleanly_and_every_run_starts_afresh(
         )
         _interrupt_when(tmp_path, lambda run: b"0/50" in run.stderr, "with its import queued")
         _interrupt_when(tmp_path, lambda run: b"/50" in run.stderr, "twice", presses=2)
+        # (and stopped by a service manager: SIGTERM, exit code 143)
+        _interrupt_when(
+            tmp_path, lambda run: b"/50" in run.stderr, "by SIGTERM", stop_signal=signal.SIGTERM
+        )
         # (one message a tick, a tick every 0.4 s: still importing, for a few ticks more, when
         # its first chunk is in; at a tick a second it took some 20 s to get there)
         _interrupt_when(

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from link_message_queue.demo.interrupts import Interrupts
+from link_message_queue.demo.interrupts import Interrupts, StopSignal
 
 
 class _SignalInFinalizer:
@@ -50,8 +50,11 @@ def test_a_signal_swallowed_in_a_finalizer_is_raised_again_at_the_next_check(sig
     with Interrupts() as interrupts:
         _collect_with_signal(signum)  # swallowed here, no traceback printed
         assert interrupts.received == signum
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as raised:
             interrupts.check()
+        # which signal it was, for the exit code (128 + signum)
+        assert isinstance(raised.value, StopSignal)
+        assert raised.value.signum == signum
         interrupts.check()  # once raised, it is not raised again
 
 

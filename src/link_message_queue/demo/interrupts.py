@@ -19,6 +19,15 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class StopSignal(KeyboardInterrupt):
+    """The KeyboardInterrupt :meth:`Interrupts.check` raises: ``signum`` is the stop signal's
+    number (SIGINT for Ctrl-C), so the command can exit with the shell's 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class Interrupts:
     """A context manager: while it is open, each of ``STOP_SIGNALS`` is recorded and raised as
     KeyboardInterrupt by the next :meth:`check` (once); a KeyboardInterrupt some other code
@@ -62,10 +71,11 @@ class Interrupts:
         self.check()
 
     def check(self) -> None:
-        """Raise KeyboardInterrupt if a stop signal came whose KeyboardInterrupt was swallowed."""
+        """Raise :class:`StopSignal` (a KeyboardInterrupt) for the first stop signal, if one
+        came (or a KeyboardInterrupt was swallowed) since the last check."""
         if self._swallowed:
             self._swallowed = 0
-            raise KeyboardInterrupt
+            raise StopSignal(self.received or signal.SIGINT)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
