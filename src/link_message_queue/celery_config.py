@@ -51,20 +51,36 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "beat_schedule": {},
     }
+    # A tick (or relay) not started within most of its interval is dropped: stale ones never
+    # pile up behind a busy or stopped worker.
     if settings.consume_mode == "tick":
         config["beat_schedule"] = {
             "link-tick": {
                 "task": TICK_TASK,
                 "schedule": settings.tick_interval_s,
-                # A tick not started within (most of) its interval is dropped: stale ticks never
-                # pile up behind a busy or stopped worker.
-                "options": {"queue": DEFAULT_QUEUE, "expires": settings.tick_interval_s * 0.9},
+                "options": {"queue": DEFAULT_QUEUE}
+                | _dropped_after(settings.broker_url, settings.tick_interval_s * 0.9),
             }
         }
     if settings.uses_outbox:
         config["beat_schedule"]["link-outbox-relay"] = {
             "task": RELAY_TASK,
             "schedule": settings.relay_interval_s,
-            "options": {"queue": DEFAULT_QUEUE, "expires": settings.relay_interval_s * 0.9},
+            "options": {"queue": DEFAULT_QUEUE}
+            | _dropped_after(settings.broker_url, settings.relay_interval_s * 0.9),
         }
     return config
+
+
+def _dropped_after(broker_url: str, seconds: float) -> dict[str, float]:
+    """Publish options that drop a beat message not taken within ``seconds``.
+
+    linkmq+ and RabbitMQ: a message time-to-live (the AMQP ``expiration`` property, which
+    kombu's ``Producer.publish`` takes in seconds), counted by the broker on its own clock (the
+    database's for linkmq+). Not Celery's ``expires``: that is an absolute time from beat's
+    host clock which the worker compares with its own, so a worker whose clock ran a second
+    ahead of beat's discarded every tick as expired and processed nothing. Other brokers
+    (Redis) have no per-message time-to-live: Celery's ``expires``, host clocks and all."""
+    if broker_url.startswith(("linkmq+", "amqp", "pyamqp")):
+        return {"expiration": seconds}
+    return {"expires": seconds}

@@ -60,9 +60,13 @@ def environment(app_database_url: str, tmp_path: Path) -> dict[str, str]:
 def celery(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., CeleryProcess]]:
     started: list[CeleryProcess] = []
 
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> CeleryProcess:
+    def start(
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        app: str = "link_message_queue.celery_app",
+    ) -> CeleryProcess:
         process = CeleryProcess(
-            ["-A", "link_message_queue.celery_app", *args, "--loglevel", "INFO"],
+            ["-A", app, *args, "--loglevel", "INFO"],
             env={**environment, **(extra_env or {})},
             log_path=tmp_path / f"celery{len(started)}.log",
         )
@@ -124,6 +128,34 @@ def test_bridge__ticks_consume_in_fifo_order_and_steps_never_overlap(
     for earlier, later in itertools.pairwise(rows):
         assert later.started_at >= earlier.ended_at, "two consumer steps overlapped"
     assert len({row.pid for row in rows}) >= 1
+
+
+# PostgreSQL: workers and beat on hosts of their own (SQLite's processes share one host's clock).
+@pytest.mark.parametrize(
+    "app_database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("clock_offset_s", [3.0, -3.0])
+def test_bridge__ticks_run_on_a_worker_whose_clock_is_off_from_beats(
+    environment: dict[str, str],
+    celery: Callable[..., CeleryProcess],
+    tmp_path: Path,
+    clock_offset_s: float,
+) -> None:
+    # Measured before: a worker whose clock ran 1 s ahead of beat's discarded every tick as
+    # expired (Celery's `expires`, an absolute time from beat's clock checked on the
+    # worker's) and handled 0 of 5 messages; ticks now expire on the database's clock.
+    url = environment["LINK_MQ_DATABASE_URL"]
+    _dispatch(environment, 5, sleep_s=0.0)
+    worker = celery(
+        *WORKER,
+        app="tests.acceptance.skewed_clock_app",
+        extra_env={"LINK_MQ_TEST_CLOCK_OFFSET_S": str(clock_offset_s)},
+    )
+    celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
+
+    wait_for(lambda: len(_handled(url)) == 5, 60, "every message to be handled")
+
+    assert "Discarding revoked task" not in worker.log()
 
 
 def _gauges(database_url: str) -> dict[str, float]:
