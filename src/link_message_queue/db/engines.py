@@ -5,6 +5,7 @@ set-up for an application's own engine (``sqlite_engine``, ``configure_sqlite_en
 from __future__ import annotations
 
 import importlib.util
+import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -87,17 +88,25 @@ def masked(url: str | URL) -> str:
         return "<unparseable database URL>"
 
 
-def check_sqlite_options(busy_timeout_s: float, synchronous: str) -> None:
-    """Raise ``TransportOptionError`` unless ``busy_timeout_s`` is a positive number of seconds
-    and ``synchronous`` one of SQLite's levels (OFF, NORMAL, FULL, EXTRA; any case)."""
+def check_positive_seconds(name: str, value: object) -> None:
+    """Raise ``TransportOptionError`` unless ``value`` (option ``name``) is a positive, finite
+    number of seconds: not a bool, not NaN (every comparison with NaN is false, so it slipped
+    through ``<= 0`` and reached the database as NULL), not infinity."""
     if (
-        isinstance(busy_timeout_s, bool)
-        or not isinstance(busy_timeout_s, int | float)
-        or busy_timeout_s <= 0
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
     ):
         raise TransportOptionError(
-            f"busy_timeout_s must be a positive number of seconds, not {busy_timeout_s!r}"
+            f"{name} must be a positive, finite number of seconds, not {value!r}"
         )
+
+
+def check_sqlite_options(busy_timeout_s: float, synchronous: str) -> None:
+    """Raise ``TransportOptionError`` unless ``busy_timeout_s`` is a positive, finite number of
+    seconds and ``synchronous`` one of SQLite's levels (OFF, NORMAL, FULL, EXTRA; any case)."""
+    check_positive_seconds("busy_timeout_s", busy_timeout_s)
     if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS_LEVELS:
         raise TransportOptionError(
             f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"

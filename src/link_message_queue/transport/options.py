@@ -31,7 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..db import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_SQLITE_SYNCHRONOUS, check_sqlite_options
+from ..db import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    DEFAULT_SQLITE_SYNCHRONOUS,
+    check_positive_seconds,
+    check_sqlite_options,
+)
 from .errors import TransportOptionError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,39}")
@@ -201,10 +206,10 @@ class TransportOptions:
             "auto_delete_after_s",
             "transient_flush_s",
         ):
-            _positive(name, getattr(self, name))
+            check_positive_seconds(name, getattr(self, name))
         for name in ("lease_renew_interval_s", "polling_interval"):
             if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
+                check_positive_seconds(name, getattr(self, name))
         if self.renew_interval_s >= self.lease_s:
             raise TransportOptionError(
                 f"lease_renew_interval_s ({self.renew_interval_s}) must be shorter than "
@@ -232,7 +237,7 @@ class TransportOptions:
     @property
     def renew_interval_s(self) -> float:
         """Seconds between lease renewals: ``lease_renew_interval_s``, or ``lease_s / 3`` when that
-        is 0."""
+        is None (not set)."""
         return self.lease_renew_interval_s or self.lease_s / 3
 
     @classmethod
@@ -247,8 +252,3 @@ class TransportOptions:
                 f"unknown linkmq transport options {unknown}; known: {sorted(known)}"
             )
         return cls(**{key: value for key, value in options.items() if key in known})
-
-
-def _positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise TransportOptionError(f"{name} must be a positive number of seconds, not {value!r}")
