@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -58,15 +59,20 @@ def _start_local_cluster() -> None:
         )
 
 
+def unavailable(message: str) -> NoReturn:
+    """What a test does when something outside the project it needs is missing: skip locally,
+    fail under ``CI=true`` (where .ci/run starts or installs it)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: what a test needs must be here)")
+    pytest.skip(message)
+
+
 def require_service(name: str, port: int) -> None:
     """Skip (fail under CI=true) unless ``name`` answers on 127.0.0.1:``port``."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:
-        message = f"{name} is not answering on 127.0.0.1:{port}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{name} is not answering on 127.0.0.1:{port}")
 
 
 def ensure_postgres() -> str:
@@ -79,10 +85,7 @@ def ensure_postgres() -> str:
         while (problem := _reachable(url)) is not None and time.monotonic() < deadline:
             time.sleep(0.5)
     if problem is not None:
-        message = f"PostgreSQL is not reachable at {make_url(url)!r}: {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: a missing PostgreSQL fails the run)")
-        pytest.skip(message)
+        unavailable(f"PostgreSQL is not reachable at {make_url(url)!r}: {problem}")
     return url
 
 

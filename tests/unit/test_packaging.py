@@ -53,6 +53,17 @@ def test_packaging__wheel_carries_py_typed_and_the_license(wheel: Path) -> None:
     assert "License-File: LICENSE" in metadata_text
 
 
+def test_packaging__the_redis_extra_is_kombus_own(wheel: Path) -> None:
+    # Before: `redis>=5` alone; kombu's Redis transport also imports `packaging` (and needs
+    # redis>=6.4), so a worker installed with [redis] in a clean virtualenv died at start-up
+    # with ModuleNotFoundError. kombu's extra carries whatever its transport needs.
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(name for name in archive.namelist() if name.endswith("/METADATA"))
+        requirements = archive.read(metadata).decode().splitlines()
+    redis = [line for line in requirements if line.endswith("extra == 'redis'")]
+    assert any(line.startswith("Requires-Dist: kombu[redis]") for line in redis), redis
+
+
 def test_packaging__the_installed_wheel_migrates_a_new_database(
     wheel: Path, tmp_path: Path
 ) -> None:
