@@ -7,6 +7,7 @@ with a traceback. Here the guard is in place before the first import of the pack
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -20,7 +21,24 @@ def main() -> int:
         from link_message_queue.console import main as run_console  # noqa: PLC0415 - guarded
     except KeyboardInterrupt:
         return stopped()
-    return run_console()
+    try:
+        try:
+            return run_console()
+        finally:
+            # Here, not at exit: a closed pipe's error at exit is only printed ("Exception
+            # ignored … BrokenPipeError", exit code 120).
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return reader_gone()
+
+
+def reader_gone() -> int:
+    """The reader of standard output went away (``link-mq status | head -4``): the exit code
+    a shell reports for a command SIGPIPE ended (128 + 13), without a traceback. Standard
+    output now goes nowhere, so the interpreter's last flush cannot fail again (Python's
+    documented recipe, "Note on SIGPIPE" in the ``signal`` module)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def stopped(signum: int = signal.SIGINT) -> int:
