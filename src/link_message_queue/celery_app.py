@@ -7,6 +7,7 @@ the bridge."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from typing import Any
 
@@ -23,6 +24,8 @@ from .processor.errors import ProcessorError
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
 from .settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
 
 app = Celery("link_message_queue")
 _config_module = os.environ.get("CELERY_CONFIG_MODULE", "celeryconfig")
@@ -84,6 +87,22 @@ def check_config(sender: Any = None, **_: Any) -> None:
         runtime()
     except (BridgeError, EngineError, ServiceError, ProcessorError, SettingsError) as exc:
         raise SystemExit(f"link-mq: cannot start: {exc}") from exc
+
+
+@signals.worker_ready.connect
+def warn_without_config(sender: Any = None, **_: Any) -> None:
+    """A worker started without ``LINK_MQ_CONFIG`` (an export forgotten in a new terminal)
+    has none of the application's channels or services: each workflow message for one of its
+    targets would be dead-lettered ("no service is registered as …"). Say so once, at
+    WARNING, as the worker comes up (Celery's logging is set up by then)."""
+    if getattr(sender, "app", None) is not app:
+        return  # another app's worker in this process
+    if runtime().settings.config_module is None:
+        logger.warning(
+            "link-mq: LINK_MQ_CONFIG is not set: none of your application's channels or "
+            "services are registered, so a workflow message for one of your targets will be "
+            "dead-lettered; export LINK_MQ_CONFIG=<your config module> and restart the worker"
+        )
 
 
 @signals.before_task_publish.connect

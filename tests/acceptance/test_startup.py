@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import PYTHONPATH, REPO, CeleryProcess, stop_all
+from .processes import PYTHONPATH, REPO, CeleryProcess, stop_all, wait_for
 
 pytestmark = pytest.mark.acceptance
 
@@ -83,3 +83,37 @@ def test_startup__a_config_that_cannot_work_stops_the_cli(
     assert "Traceback" not in result.stderr
     for text in expected:
         assert text in result.stderr
+
+
+def test_startup__a_worker_without_link_mq_config_warns_as_it_comes_up(tmp_path: Path) -> None:
+    # An export forgotten in a new terminal: before, the worker came up silently and the first
+    # thing it logged was the dead letter of a message for one of the application's targets.
+    environment = _environment(tmp_path, "")
+    del environment["LINK_MQ_CONFIG"]
+    process = CeleryProcess(
+        [
+            "-A",
+            "link_message_queue.celery_app",
+            "worker",
+            "--concurrency",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        env=environment,
+        log_path=tmp_path / "celery.log",
+    )
+    try:
+        wait_for(
+            lambda: (
+                "LINK_MQ_CONFIG is not set" in process.log() or process.process.poll() is not None
+            ),
+            START_UP_S,
+            "the worker to come up",
+        )
+    finally:
+        stop_all([process])
+
+    assert "export LINK_MQ_CONFIG=<your config module>" in process.log()
