@@ -47,13 +47,7 @@ def publish_one_by_one(system: System, count: int) -> dict[str, float]:
     publish returns before the server's WAL flush, the durability of Redis's default."""
     system.reset()
     figures = {"publish_per_s": system.publish(count)}
-    publish_unflushed = getattr(system, "publish_unflushed", None)
-    if publish_unflushed is not None:
-        system.reset()
-        unflushed_per_s = publish_unflushed(count)
-        if unflushed_per_s is not None:
-            figures["publish_unflushed_per_s"] = unflushed_per_s
-    return figures
+    return figures | _linkmq_only(system, "publish_unflushed", count, "publish_unflushed_per_s")
 
 
 def publish_bulk(system: System, count: int) -> dict[str, float]:
@@ -62,13 +56,18 @@ def publish_bulk(system: System, count: int) -> dict[str, float]:
     system.reset()
     rate = system.publish_bulk(count)
     figures = {} if rate is None else {"bulk_per_s": rate}
-    publish_group = getattr(system, "publish_bulk_group", None)
-    if publish_group is not None:
-        system.reset()
-        group_per_s = publish_group(count)
-        if group_per_s is not None:
-            figures["bulk_group_per_s"] = group_per_s
-    return figures
+    return figures | _linkmq_only(system, "publish_bulk_group", count, "bulk_group_per_s")
+
+
+def _linkmq_only(system: System, method: str, count: int, key: str) -> dict[str, float]:
+    """``{key: rate}`` of the system's ``method(count)`` on fresh storage, for a measure only
+    linkmq+ has (nothing where the system lacks the method or it returns None)."""
+    measure = getattr(system, method, None)
+    if measure is None:
+        return {}
+    system.reset()
+    rate = measure(count)
+    return {} if rate is None else {key: rate}
 
 
 def drain(system: System, workdir: Path, count: int, budget_s: float) -> dict[str, float]:
