@@ -23,7 +23,7 @@ from kombu.compression import compress
 from kombu.entity import maybe_delivery_mode
 from kombu.utils.uuid import uuid
 
-from .transport import TransportError, publish_on
+from .transport import TransportError, publish_all_or_none
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -66,7 +66,9 @@ def send_many(
     """Queue one call of ``task`` per item of ``arguments`` (each the call's positional
     arguments; ``kwargs``, if given, are every call's keyword arguments) inside
     ``connection`` (a SQLAlchemy Connection or Session, on the broker's database)'s
-    transaction: all visible when it commits, all gone if it rolls back. They are buffered
+    transaction: all visible when it commits, all gone if it rolls back, and none written
+    into it if this call raises (the caller may catch the error and commit the rest of its
+    work; inside a ``publish_on`` block, the block's other messages stay). They are buffered
     (in memory) and written together when this call returns, as ``publish_on`` writes a
     block's messages: PostgreSQL one COPY after one statement that reads the clock and
     signals the queue, SQLite multi-row INSERTs of up to 1,000 rows; one wake-up per queue
@@ -88,8 +90,10 @@ def send_many(
     Raises ``TypeError`` for arguments the task does not accept (as ``apply_async`` does),
     ``ValueError`` for a task whose options ask for per-message timing (``countdown``,
     ``eta``, ``expires``) or a route to an exchange other than direct, ``TransportError``
-    when the app's broker is not ``linkmq+`` or ``connection`` is to another database, and
-    SQLAlchemy errors of the write (from this call or from the caller's commit).
+    when the app's broker is not ``linkmq+`` or ``connection`` is to another database,
+    kombu's ``EncodeError`` for arguments the serializer refuses, ``PublishRefusedError`` for a
+    message over the transport's ``max_message_bytes``, and SQLAlchemy errors of the write
+    (from this call or from the caller's commit).
     """
     calls = [tuple(args) for args in arguments]
     call_kwargs = dict(kwargs or {})
@@ -116,7 +120,9 @@ def send_many(
                 "send_many needs the linkmq+ broker; this app's broker is "
                 f"{producer.connection.transport_cls}"
             )
-        with publish_on(connection):
+        # All or none: a call that raises (an argument that does not serialize, a message
+        # over max_message_bytes) writes none of its messages into the caller's transaction.
+        with publish_all_or_none(connection):
             producer.maybe_declare(batch.queue, retry=True)
             if not batch.ignore_result:
                 app.backend.on_task_call(producer, task_ids[0])

@@ -59,12 +59,8 @@ class Outbox:
     ) -> None:
         """Write ``body`` for ``queue``: in ``connection``'s transaction (visible to the relay
         when it commits, gone if it rolls back), or in one of its own. A body over the message
-        size limit is refused here, before it is stored."""
-        if len(body.encode("utf-8")) > DEFAULT_MAX_MESSAGE_BYTES:
-            raise PublishRefusedError(
-                f"workflow message for queue {queue!r} is {len(body.encode('utf-8'))} bytes, "
-                f"over the limit of {DEFAULT_MAX_MESSAGE_BYTES}"
-            )
+        size limit is refused here (``PublishRefusedError``), before it is stored."""
+        _check_size(queue, body)
         row = {
             "queue": queue,
             "body": body,
@@ -78,6 +74,15 @@ class Outbox:
             return
         with self.engine.begin() as own:
             own.execute(sa.insert(self.table).values(**row))
+
+    def add_many(self, queue: str, bodies: Sequence[str], connection: sa.Connection) -> None:
+        """Write ``bodies`` for ``queue``, in order, in ``connection``'s transaction, as ``add``
+        does; a body over the size limit refuses them all (``PublishRefusedError``) before any
+        is stored, so a caller that catches the error and commits commits none of them."""
+        for body in bodies:
+            _check_size(queue, body)
+        for body in bodies:
+            self.add(queue, body, connection)
 
     def oldest(self, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` waiting rows, oldest first."""
@@ -107,6 +112,15 @@ class Outbox:
 
 
 Publish = Callable[[OutboxRow], None]
+
+
+def _check_size(queue: str, body: str) -> None:
+    size = len(body.encode("utf-8"))
+    if size > DEFAULT_MAX_MESSAGE_BYTES:
+        raise PublishRefusedError(
+            f"workflow message for queue {queue!r} is {size} bytes, "
+            f"over the limit of {DEFAULT_MAX_MESSAGE_BYTES}"
+        )
 
 
 class OutboxRelay:

@@ -12,7 +12,7 @@ from ..bulk import send_many
 from ..engine import DispatchContext
 from ..messages import ProcessingMessage, encode
 from ..services import CONSUMER_SENDER, PRODUCER_SERVICE, ServiceRegistry
-from ..transport import publish_on
+from ..transport import publish_all_or_none, publish_on
 from .errors import BridgeError
 from .outbox import Outbox
 from .taskbody import WORKFLOW_TASK
@@ -67,21 +67,23 @@ class Producer:
         self, messages: Sequence[ProcessingMessage], connection: sa.Connection
     ) -> None:
         """Queue ``messages``, in order, inside ``connection``'s transaction: visible when it
-        commits, gone if it rolls back. With linkmq+ they are one multi-row write (``send_many``
-        of the workflow task, when this app defines it; else one ``send_task`` each inside
-        ``publish_on``); with another broker, rows of the outbox. Raises ``BridgeError`` as
-        ``publish_body`` does, and the write's SQLAlchemy errors."""
+        commits, gone if it rolls back, none of them in it if this call raises.
+        With linkmq+ they are one multi-row write (``send_many`` of the workflow task, when this
+        app defines it; else one ``send_task`` each inside ``publish_all_or_none``); with
+        another broker, rows of the outbox. Raises ``BridgeError`` as ``publish_body`` does,
+        ``PublishRefusedError`` for a message over the transport's ``max_message_bytes``, and
+        the write's SQLAlchemy errors."""
         bodies = [encode(message) for message in messages]
         if self.outbox is not None:
-            for body in bodies:
-                self.outbox.add(self.queue, body, connection)
+            self.outbox.add_many(self.queue, bodies, connection)
         else:
             self._check_transactional()
             task = self.app.tasks.get(WORKFLOW_TASK)
             if task is not None:
                 send_many(task, [(body,) for body in bodies], connection, queue=self.queue)
             else:
-                with publish_on(connection):
+                # As send_many: a send that raises leaves none of the batch in the transaction.
+                with publish_all_or_none(connection):
                     for body in bodies:
                         self._send(body)
         for message in messages:

@@ -27,7 +27,7 @@ from .leases import TOUCH_INTERVAL_S, LeaseKeeper
 from .options import DEFAULT_MAX_MESSAGE_BYTES, TransportOptions
 from .rows import ClaimedRow
 from .store import MessageStore
-from .transactional import publish_on, writing_in
+from .transactional import publish_all_or_none, publish_on, writing_in
 from .transport import Transport
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "TransportOptions",
     "configure_sqlite_engine",
     "ensure_schema",
+    "publish_all_or_none",
     "publish_on",
     "sqlite_engine",
     "states",

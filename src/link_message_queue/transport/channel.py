@@ -287,7 +287,7 @@ class Channel(virtual.Channel):
     def _size(self, queue: str) -> int:
         # Inside publish_on(), read on the caller's connection: on SQLite it holds the write
         # lock, and a second connection would wait for it forever. It counts the block's
-        # messages too: they are written first.
+        # messages too: they are written first (but an all-or-none block's, see transactional).
         connection = self._caller_connection()
         if connection is not None:
             flush_pending(connection)

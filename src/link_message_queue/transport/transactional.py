@@ -7,7 +7,9 @@ committing or opening a savepoint (``begin_nested``) inside the block, or the tr
 reading the queue on that connection (``size``). However the block ends (an exception too),
 its messages are then in the caller's transaction, and the transaction decides: they commit
 with it, and a rollback (of the transaction, or to a savepoint opened in the block) drops what
-it undoes."""
+it undoes. An all-or-none block (``publish_all_or_none``: ``send_many``, the producer's
+``dispatch_many``) instead forgets its messages when it raises, and a read of the queue inside
+it does not write them early."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -34,13 +36,15 @@ Writer = Callable[[sa.Connection, list[PendingRow]], None]
 class PendingBatch:
     """The messages published in one ``publish_on`` block and not written yet, in order,
     per writer (a channel's store). For a Session, its connection is taken at the first
-    publish and again after the Session committed or rolled back (which releases it)."""
+    publish and again after the Session committed or rolled back (which releases it).
+    ``all_or_none``: see ``publish_all_or_none``."""
 
-    def __init__(self, target: sa.Connection | Session) -> None:
+    def __init__(self, target: sa.Connection | Session, *, all_or_none: bool = False) -> None:
         self._session = target if isinstance(target, Session) else None
         self._connection = None if isinstance(target, Session) else target
         self._rows: dict[Writer, list[PendingRow]] = {}
         self._closed = False
+        self._all_or_none = all_or_none
 
     @property
     def connection(self) -> sa.Connection:
@@ -81,18 +85,29 @@ class PendingBatch:
         for writer, rows in batches.items():
             writer(self.connection, rows)
 
+    def flush_before_read(self) -> None:
+        """Write what is buffered before the transport reads the queue on the caller's
+        connection, unless the batch is all-or-none: written before the block's end, its rows
+        could not be taken back if the block then raised (the read does not count them)."""
+        if not self._all_or_none:
+            self.flush()
+
     def drop(self) -> None:
         """Forget every buffered row without writing it (the caller rolled back)."""
         self._rows = {}
 
     def close(self, failure: BaseException | None) -> None:
         """The block ended: write what is buffered into the caller's transaction, which decides
-        their fate. When the block ended with ``failure`` and the write fails too (the
-        transaction is broken: PostgreSQL refuses statements after an error), ``failure``
-        propagates with a note saying the messages were not written."""
+        their fate; an all-or-none block that ended with ``failure`` forgets them instead. When
+        the block ended with ``failure`` and the write fails too (the transaction is broken:
+        PostgreSQL refuses statements after an error), ``failure`` propagates with a note
+        saying the messages were not written."""
         self._closed = True
         if failure is None:
             self.flush()
+            return
+        if self._all_or_none:
+            self.drop()
             return
         try:
             self.flush()
@@ -107,8 +122,9 @@ class PendingBatch:
 _open_batches: ContextVar[tuple[PendingBatch, ...]] = ContextVar("linkmq_open_batches", default=())
 
 
-@contextmanager
-def publish_on(connection: sa.Connection | Session) -> Iterator[sa.Connection | Session]:
+def publish_on(
+    connection: sa.Connection | Session,
+) -> AbstractContextManager[sa.Connection | Session]:
     """Within the block, every ``linkmq+`` publish in this thread (or task) goes into
     ``connection``'s transaction: visible when it commits, gone if it rolls back. Yields what it
     was given. A Session's connection is taken at the first publish (so ``session.begin()``
@@ -123,12 +139,32 @@ def publish_on(connection: sa.Connection | Session) -> Iterator[sa.Connection | 
     A generator that yields inside the block lends it to its caller until it resumes (Python
     generators share their caller's context): publish there only what belongs in the block's
     transaction."""
+    return _block(connection, all_or_none=False)
+
+
+def publish_all_or_none(
+    connection: sa.Connection | Session,
+) -> AbstractContextManager[sa.Connection | Session]:
+    """``publish_on`` for a block whose messages are one unit (``send_many``, the producer's
+    ``dispatch_many``): if the block raises, none of its messages are written into
+    ``connection``'s transaction, so a caller that catches the error and commits commits
+    none of them. Messages of an enclosing ``publish_on`` block are written before it begins
+    and stay. A read of the queue on the caller's connection inside it (``size``) does not
+    count its messages. Only a commit or savepoint inside the block (the caller's own, from a
+    publish signal's receiver, say) writes them before its end, for good."""
+    return _block(connection, all_or_none=True)
+
+
+@contextmanager
+def _block(
+    connection: sa.Connection | Session, *, all_or_none: bool
+) -> Iterator[sa.Connection | Session]:
     engine = connection.get_bind() if isinstance(connection, Session) else connection.engine
     _listen(engine if isinstance(engine, sa.Engine) else engine.engine)
     for outer in _open_batches.get():
         if outer.targets(connection):
             outer.flush()  # a nested block on the same target: the outer's messages go first
-    batch = PendingBatch(connection)
+    batch = PendingBatch(connection, all_or_none=all_or_none)
     token = _open_batches.set((*_open_batches.get(), batch))
     try:
         yield connection
@@ -155,9 +191,10 @@ def bound_connection() -> sa.Connection | None:
 
 
 def flush_pending(connection: sa.Connection) -> None:
-    """Write the messages buffered for ``connection`` now (before reading its queues)."""
+    """Write the messages buffered for ``connection`` now, before reading its queues (but
+    those of all-or-none blocks: see ``PendingBatch.flush_before_read``)."""
     for batch in _batches_of(connection):
-        batch.flush()
+        batch.flush_before_read()
 
 
 def _batches_of(connection: sa.Connection) -> list[PendingBatch]:
@@ -193,7 +230,8 @@ def _write_before_commit(connection: sa.Connection) -> None:
 
 def _write_before_savepoint(connection: sa.Connection, _name: str) -> None:
     # Written before the savepoint, so that rolling back to it does not undo them.
-    flush_pending(connection)
+    for batch in _batches_of(connection):
+        batch.flush()
 
 
 def _drop_on_rollback(connection: sa.Connection) -> None:

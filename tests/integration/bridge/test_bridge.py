@@ -30,7 +30,12 @@ from link_message_queue.messages import (
 from link_message_queue.runtime import Runtime, WorkflowConfig, build_runtime
 from link_message_queue.services import PRODUCER_SERVICE
 from link_message_queue.settings import Settings
-from link_message_queue.transport import publish_on, upgrade
+from link_message_queue.transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    PublishRefusedError,
+    publish_on,
+    upgrade,
+)
 
 HANDLER = "Test\\Recorder"
 TYPE = "Test\\Type\\Item"
@@ -332,6 +337,58 @@ def test_producer__dispatch_many_in_the_callers_transaction(
     for _ in range(5):
         assert runtime.step.run(1).processed == 1
     assert recorder.seen == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("path", ["send_many", "send_task"])
+def test_producer__dispatch_many_that_raises_queues_none_of_its_messages(
+    runtime: Runtime, path: str
+) -> None:
+    # send_many when the app defines the workflow task, else one send_task each
+    app = runtime.producer.app
+    app.tasks.pop(WORKFLOW_TASK, None)
+    if path == "send_many":
+        app.task(name=WORKFLOW_TASK, shared=False)(_workflow_task)
+    # The third message is over the transport's size limit: the channel refuses it
+    messages = [_item(0), _item(1), _too_big(), _item(3)]
+    with runtime.store.engine.connect() as connection:
+        transaction = connection.begin()
+        # The caller catches the error and commits
+        with pytest.raises(PublishRefusedError, match="max_message_bytes"):
+            runtime.producer.dispatch_many(messages, connection)
+        transaction.commit()
+
+    assert _queued(runtime) == 0
+
+
+def test_producer__dispatch_many_through_the_outbox_that_raises_stores_none(
+    database_url: str,
+) -> None:
+    settings = Settings.from_env(
+        {
+            "LINK_MQ_DATABASE_URL": database_url,
+            "LINK_MQ_BROKER_URL": "redis://localhost/0",
+            "LINK_MQ_TABLE_PREFIX": f"t{uuid.uuid4().hex[:8]}_",
+        }
+    )
+    engine = sa.create_engine(database_url)
+    upgrade(engine, settings.table_prefix)
+    engine.dispose()
+    runtime = build_runtime(Celery("outbox"), settings, WorkflowConfig({}, {}, False))
+    assert runtime.outbox is not None
+    with runtime.store.engine.connect() as connection:
+        transaction = connection.begin()
+        # The caller catches the refusal of the third message and commits
+        with pytest.raises(PublishRefusedError, match="over the limit"):
+            runtime.producer.dispatch_many([_item(0), _item(1), _too_big(), _item(3)], connection)
+        transaction.commit()
+    assert runtime.outbox.oldest(10) == []
+
+
+def _too_big() -> WorkflowMessage:
+    """A workflow message over the transport's size limit."""
+    padding = "x" * (DEFAULT_MAX_MESSAGE_BYTES + 1)
+    collected = WorkflowMessage.new_data_collected(Payload(TYPE, {"pad": padding}), HANDLER, NODE)
+    return collected.prepare_data_processing(TaskListPosition.new(NODE), HANDLER)
 
 
 def _workflow_task(body: str) -> None:

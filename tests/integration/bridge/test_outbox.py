@@ -12,7 +12,7 @@ from link_message_queue.bridge.outbox import Outbox, OutboxRelay, OutboxRow
 from link_message_queue.db import engine_for
 from link_message_queue.db.locks import Locks
 from link_message_queue.db.schema import queue_tables
-from link_message_queue.transport import PublishRefusedError, upgrade
+from link_message_queue.transport import DEFAULT_MAX_MESSAGE_BYTES, PublishRefusedError, upgrade
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.store import MessageStore
 
@@ -34,6 +34,17 @@ def test_outbox__rows_follow_the_callers_transaction(store: MessageStore) -> Non
         connection.rollback()  # the caller's transaction fails
     outbox.add("q", "own transaction")
     assert [row.body for row in outbox.oldest(10)] == ["kept", "own transaction"]
+
+
+def test_outbox__add_many_with_a_body_over_the_limit_stores_none(store: MessageStore) -> None:
+    outbox = Outbox(store.engine, store.tables)
+    too_big = "x" * (DEFAULT_MAX_MESSAGE_BYTES + 1)
+    with store.engine.begin() as connection:
+        # The caller catches the refusal and commits
+        with pytest.raises(PublishRefusedError, match="over the limit"):
+            outbox.add_many("q", ["m0", "m1", too_big, "m3"], connection)
+        outbox.add_many("q", ["later"], connection)
+    assert [row.body for row in outbox.oldest(10)] == ["later"]
 
 
 def test_relay__publishes_in_order_deletes_and_a_failure_keeps_the_rows(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from celery import Celery, signals
+from kombu.exceptions import EncodeError
 
 from link_message_queue import send_many
 from link_message_queue.transport import TransportError, publish_on
@@ -187,6 +188,41 @@ def test_send_many__a_rollback_drops_every_message(app: Celery, broker_url: str)
         transaction.rollback()
     engine.dispose()
     assert _messages(broker_url, "bulk") == []
+
+
+def test_send_many__a_call_that_raises_writes_none_of_its_messages(
+    app: Celery, broker_url: str
+) -> None:
+    # Given a batch whose third call cannot be serialized (JSON)
+    add = _task(app)
+    engine = _app_engine(broker_url)
+    calls = [(1, 0.0), (2, 0.0), (object(), 0.0), (4, 0.0)]
+    # When send_many raises, and the caller catches the error, queues another batch and commits
+    with engine.begin() as connection:
+        with pytest.raises(EncodeError):
+            send_many(add, calls, connection)
+        ids = send_many(add, [(5, 0.0)], connection)
+    engine.dispose()
+    # Then none of the failed call's messages were committed: only the later batch's
+    assert [message["headers"]["id"] for message in _stored(broker_url, "bulk")] == ids
+
+
+def test_send_many__raising_inside_publish_on_keeps_the_blocks_other_messages(
+    app: Celery, broker_url: str
+) -> None:
+    # Given a publish_on block with a message published before send_many and one after it
+    add = _task(app)
+    engine = _app_engine(broker_url)
+    with engine.begin() as connection, publish_on(connection):
+        before = add.apply_async((0, 0.0))
+        # When send_many raises inside the block, and the caller goes on and commits
+        with pytest.raises(EncodeError):
+            send_many(add, [(1, 0.0), (object(), 0.0)], connection)
+        after = add.apply_async((3, 0.0))
+    engine.dispose()
+    # Then the block's own messages are committed, none of send_many's
+    stored = [message["headers"]["id"] for message in _stored(broker_url, "bulk")]
+    assert stored == [before.id, after.id]
 
 
 @pytest.mark.postgres
