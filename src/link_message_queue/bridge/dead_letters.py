@@ -117,20 +117,37 @@ class DeadLetters:
 
     def requeue(self, producer: Producer, ids: Sequence[int] | None = None) -> list[int]:
         """Put dead letters back on their queue and remove them, in one transaction (the
-        producer publishes on it): either both happen or neither. ``None`` means all."""
+        producer publishes on it): either both happen or neither. ``ids``: the dead letters'
+        ids; ``None`` means every one there is when this run takes them.
+
+        Each dead letter is requeued exactly once however many requeues (or purges) run at
+        once: this run takes the rows under a row lock (the write lock on SQLite) and publishes
+        only those; a concurrent run waits for it and finds them gone. Returns the ids this run
+        requeued, ascending (an empty list when another run took them all). Raises
+        ``LookupError`` naming the ids in ``ids`` that are not (or no longer) there, having
+        requeued none; ``BridgeError`` from the producer; ``sqlalchemy.exc.SQLAlchemyError``."""
         with self.engine.begin() as connection:
-            query = sa.select(self.table).order_by(self.table.c.id)
+            # FOR UPDATE, in id order (so two runs lock in the same order and cannot deadlock):
+            # a run that reads rows another is requeuing waits for it to commit, and then no
+            # longer sees them. A plain read let both publish the same rows.
+            query = sa.select(self.table).order_by(self.table.c.id).with_for_update()
             if ids is not None:
                 query = query.where(self.table.c.id.in_(ids))
             letters = [DeadLetter(**row._mapping) for row in connection.execute(query)]
             missing = sorted(set(ids or ()) - {letter.id for letter in letters})
             if missing:
                 raise LookupError(f"no dead letters with ids {missing}")
+            taken = [letter.id for letter in letters]
+            deleted = connection.execute(sa.delete(self.table).where(self.table.c.id.in_(taken)))
+            if deleted.rowcount != len(taken):
+                # The lock rules this out; if a database ever lets it happen, publish nothing
+                # rather than a letter another run has published.
+                raise RuntimeError(
+                    f"requeue locked {counted(len(taken), 'dead letter')} but deleted "
+                    f"{deleted.rowcount}: another run took some; nothing was requeued"
+                )
             for letter in letters:
                 producer.publish_body(letter.body, connection)
-            connection.execute(
-                sa.delete(self.table).where(self.table.c.id.in_([letter.id for letter in letters]))
-            )
         for letter in letters:
             logger.info(
                 "requeued dead letter %d (%s)",
@@ -138,9 +155,10 @@ class DeadLetters:
                 letter.message_name,
                 extra={"action": "requeue", "dead_letter_id": letter.id},
             )
-        return [letter.id for letter in letters]
+        return taken
 
     def purge(self) -> int:
-        """Delete every dead letter; return how many were deleted."""
+        """Delete every dead letter; return how many this call deleted (one statement: a letter
+        a concurrent requeue or purge took is not counted, nor requeued as well)."""
         with self.engine.begin() as connection:
             return int(connection.execute(sa.delete(self.table)).rowcount)

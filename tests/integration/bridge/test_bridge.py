@@ -4,8 +4,10 @@ dead letters, worker mode, loop safety."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +186,58 @@ def test_consumer_step__last_failure_moves_the_message_to_dead_letters(
     assert runtime.dead_letters.count() == 0
     assert runtime.step.run(1).processed == 1
     assert _recorded(runtime) == [(3, 1)]
+
+
+def _dead_letter_items(runtime: Runtime, count: int) -> list[int]:
+    """``count`` dead letters of ``_item(0)``…``_item(count - 1)``, in one insert; their ids."""
+    table = runtime.dead_letters.table
+    rows = [
+        {
+            "queue": runtime.settings.queue,
+            "message_name": "item",
+            "body": encode(_item(number)),
+            "reason": "failed",
+            "exception_type": "builtins.RuntimeError",
+            "exception_message": f"item {number} failed",
+            "traceback": "",
+            "attempts": 3,
+            "failed_at": time.time(),
+        }
+        for number in range(count)
+    ]
+    with runtime.store.engine.begin() as connection:
+        connection.execute(sa.insert(table), rows)
+        return list(connection.execute(sa.select(table.c.id).order_by(table.c.id)).scalars())
+
+
+@pytest.mark.parametrize("which", ["all", "ids"])
+def test_dead_letters__concurrent_requeues_queue_each_letter_exactly_once(
+    runtime: Runtime, which: str
+) -> None:
+    # Given 300 dead letters, and two requeues of all of them started at the same moment
+    ids = _dead_letter_items(runtime, 300)
+    # publish_on registers its engine listeners on first use, which is not safe while another
+    # thread begins a transaction on that engine (a separate defect): register them first.
+    with runtime.store.engine.begin() as connection, publish_on(connection):
+        pass
+    start = threading.Barrier(2)
+
+    def requeue() -> list[int]:
+        start.wait()
+        try:
+            return runtime.dead_letters.requeue(runtime.producer, None if which == "all" else ids)
+        except LookupError:
+            return []  # ids given: the other run took them (it waits, then finds them gone)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = (future.result() for future in [pool.submit(requeue) for _ in range(2)])
+
+    # Then the two runs took disjoint letters that add up to all of them, each queued once
+    assert sorted(first + second) == ids
+    assert runtime.dead_letters.count() == 0
+    assert _queued(runtime) == 300
+    assert runtime.step.run(1000).processed == 300
+    assert sorted(_recorded(runtime)) == [(number, 1) for number in range(300)]
 
 
 def _put_raw_task(
