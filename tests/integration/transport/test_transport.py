@@ -313,11 +313,20 @@ def test_transport__message_is_invisible_until_the_caller_commits(broker_url: st
                 transaction = app.begin()
                 with publish_on(app):
                     queue.put("after commit")
-                committed = threading.Timer(0.5, transaction.commit)
+                commit_began = threading.Event()
+
+                def commit() -> None:
+                    commit_began.set()
+                    transaction.commit()
+
+                committed = threading.Timer(0.5, commit)
                 committed.start()
                 message = queue.get(timeout=5)
                 assert message.payload == "after commit"
-                assert not transaction.is_active
+                # Not before the commit began (the commit's thread may not have marked the
+                # transaction inactive yet when the NOTIFY already woke this consumer).
+                assert commit_began.is_set()
+                committed.join()
                 message.ack()
         finally:
             engine.dispose()
