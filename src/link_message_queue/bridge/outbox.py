@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..db import QueueTables
+from ..db import QueueTables, database_now
 from ..db.locks import Locks
 from ..transport import DEFAULT_MAX_MESSAGE_BYTES, MessageStore, PublishRefusedError, writing_in
 
@@ -61,19 +61,19 @@ class Outbox:
         when it commits, gone if it rolls back), or in one of its own. A body over the message
         size limit is refused here (``PublishRefusedError``), before it is stored."""
         _check_size(queue, body)
-        row = {
-            "queue": queue,
-            "body": body,
-            "created_at": time.time(),
-            "countdown_s": countdown_s,
-            "retries": retries,
-        }
+        row = {"queue": queue, "body": body, "countdown_s": countdown_s, "retries": retries}
         if connection is not None:
             with writing_in(connection):
-                connection.execute(sa.insert(self.table).values(**row))
+                connection.execute(self._insert(row, connection))
             return
         with self.engine.begin() as own:
-            own.execute(sa.insert(self.table).values(**row))
+            own.execute(self._insert(row, own))
+
+    def _insert(self, row: Mapping[str, object], connection: sa.Connection) -> sa.Insert:
+        # created_at by the database's clock: link-mq status and metrics compare it with that
+        # clock, and the producer's host may be off.
+        created_at = database_now(connection.dialect.name)
+        return sa.insert(self.table).values(**row, created_at=created_at)
 
     def add_many(self, queue: str, bodies: Sequence[str], connection: sa.Connection) -> None:
         """Write ``bodies`` for ``queue``, in order, in ``connection``'s transaction, as ``add``
