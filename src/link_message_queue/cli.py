@@ -242,7 +242,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     tables = queue_tables(settings.table_prefix)
     while True:
-        current = read_status(engine, tables, always_listed=[settings.queue])
+        current = read_status(
+            engine, tables, always_listed=[settings.queue], outbox=settings.uses_outbox
+        )
         if args.json:
             print(json.dumps(current.as_dict()))
         elif args.watch:
@@ -373,9 +375,19 @@ def _metrics(settings: Settings, args: argparse.Namespace) -> int:
     if args.serve:
         # An exporter starts whatever the database's state: a scrape it cannot answer is a 503.
         engine = _engine(settings, require_schema=False)
-        serve(engine, tables, args.address, args.port, always_listed=[settings.queue])
+        serve(
+            engine,
+            tables,
+            args.address,
+            args.port,
+            always_listed=[settings.queue],
+            outbox=settings.uses_outbox,
+        )
     else:
-        print(render_metrics(_engine(settings), tables, always_listed=[settings.queue]), end="")
+        rendered = render_metrics(
+            _engine(settings), tables, always_listed=[settings.queue], outbox=settings.uses_outbox
+        )
+        print(rendered, end="")
     return 0
 
 

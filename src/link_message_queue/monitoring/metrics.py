@@ -3,8 +3,8 @@
 
 Everything is read from the database at scrape time, so one exporter serves every worker:
 queue depth, in flight, scheduled (a tick-mode retry's back-off), oldest message age, dead letters,
-live consumers, processes by status, and what the last tick recorded (its lag and its consumer
-step's duration)."""
+live consumers, processes by status, what the last tick recorded (its lag and its consumer
+step's duration) and, with a RabbitMQ/Redis broker, what waits in the outbox for the relay."""
 
 from __future__ import annotations
 
@@ -51,11 +51,16 @@ class _Family:
 
 
 def render_metrics(
-    engine: sa.Engine, tables: QueueTables, always_listed: Sequence[str] = ()
+    engine: sa.Engine,
+    tables: QueueTables,
+    always_listed: Sequence[str] = (),
+    *,
+    outbox: bool = False,
 ) -> str:
     """``always_listed``: queues with series from the start (as in ``read_status``), so an
-    alert on the workflow queue never meets an absent series."""
-    status = read_status(engine, tables, always_listed)
+    alert on the workflow queue never meets an absent series. ``outbox``: the app uses one
+    (``Settings.uses_outbox``): its series are there, empty or not."""
+    status = read_status(engine, tables, always_listed, outbox=outbox)
     ready = _Family("queue_ready", "Messages ready to be consumed.")
     in_flight = _Family("queue_in_flight", "Messages leased to a consumer (in flight).")
     scheduled = _Family(
@@ -79,6 +84,16 @@ def render_metrics(
         _processes(engine, tables.prefix),
         *_gauges(engine, tables),
     ]
+    if status.outbox is not None:
+        families += [
+            _Family(
+                "outbox_pending", "Workflow messages in the outbox, waiting for the relay."
+            ).add(status.outbox.pending),
+            _Family(
+                "outbox_oldest_message_age_seconds",
+                "Age of the oldest message in the outbox, seconds (database clock).",
+            ).add(status.outbox.oldest_age_s or 0.0),
+        ]
     return "\n".join(line for family in families for line in family.lines) + "\n"
 
 
@@ -110,8 +125,10 @@ def serve(
     address: str,
     port: int,
     always_listed: Sequence[str] = (),
+    *,
+    outbox: bool = False,
 ) -> None:
-    """Answer ``GET /metrics`` until interrupted."""
+    """Answer ``GET /metrics`` (as ``render_metrics``) until interrupted."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -120,7 +137,7 @@ def serve(
                 return
             started = time.perf_counter()
             try:
-                body = render_metrics(engine, tables, always_listed).encode()
+                body = render_metrics(engine, tables, always_listed, outbox=outbox).encode()
             except sa.exc.SQLAlchemyError as exc:
                 logger.error("metrics: reading the database failed: %s", exc)
                 self.send_error(503, "the database cannot be read")

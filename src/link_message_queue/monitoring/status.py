@@ -38,26 +38,44 @@ class ConsumerStatus:
 
 
 @dataclass
+class OutboxStatus:
+    """The outbox (RabbitMQ/Redis brokers): workflow messages ``pending`` (waiting for the relay)
+    and the oldest one's age in seconds by the database's clock (``None`` when empty)."""
+
+    pending: int = 0
+    oldest_age_s: float | None = None
+
+
+@dataclass
 class Status:
-    """What ``link-mq status`` shows: the database (URL masked), each queue, the dead-letter count
-    and the live consumers."""
+    """What ``link-mq status`` shows: the database (URL masked), each queue, the dead-letter count,
+    the live consumers and, when the app uses one, the outbox."""
 
     database: str
     queues: list[QueueStatus] = field(default_factory=list)
     dead_letters: int = 0
     # Live consumers (a heartbeat in the last few seconds) and any holder of a lease.
     consumers: list[ConsumerStatus] = field(default_factory=list)
+    outbox: OutboxStatus | None = None  # None: the broker is linkmq+, there is no outbox
 
     def as_dict(self) -> dict[str, object]:
-        """The status as a JSON-ready dict (for ``--json``)."""
-        return asdict(self)
+        """The status as a JSON-ready dict (for ``--json``); no ``outbox`` key without one."""
+        shown = asdict(self)
+        if self.outbox is None:
+            del shown["outbox"]
+        return shown
 
 
 def read_status(
-    engine: sa.Engine, tables: QueueTables, always_listed: Sequence[str] = ()
+    engine: sa.Engine,
+    tables: QueueTables,
+    always_listed: Sequence[str] = (),
+    *,
+    outbox: bool = False,
 ) -> Status:
     """``always_listed``: queues shown even before anything declared them (the workflow queue,
-    which exists in the database only once something was published to it).
+    which exists in the database only once something was published to it). ``outbox``: the app
+    uses one (``Settings.uses_outbox``): count what waits in it for the relay.
 
     Counts follow ``transport.states`` (what a claim takes is what ``ready`` counts; a message
     whose lease ran out is ready), at the database's now."""
@@ -115,9 +133,25 @@ def read_status(
         for name in {name for listed in by_owner.values() for name in listed.queues}:
             by_name.setdefault(name, QueueStatus(name)).consumed = True
         consumers = [by_owner[owner] for owner in sorted(by_owner)]
+        waiting = _read_outbox(connection, tables, now) if outbox else None
     return Status(
-        masked(engine.url), sorted(by_name.values(), key=lambda q: q.name), int(dead), consumers
+        masked(engine.url),
+        sorted(by_name.values(), key=lambda q: q.name),
+        int(dead),
+        consumers,
+        waiting,
     )
+
+
+def _read_outbox(connection: sa.Connection, tables: QueueTables, now: float) -> OutboxStatus:
+    pending, oldest = connection.execute(
+        sa.select(sa.func.count(), sa.func.min(tables.outbox.c.created_at))
+    ).one()
+    if oldest is None:
+        return OutboxStatus(int(pending))
+    # At least 0: rows written before created_at came from the database's clock carry the
+    # producer host's, which may be ahead.
+    return OutboxStatus(int(pending), max(0.0, round(now - oldest, 3)))
 
 
 def render(status: Status) -> str:
@@ -144,4 +178,8 @@ def render(status: Status) -> str:
     for consumer in status.consumers:
         queues = ", ".join(consumer.queues) or "-"
         lines.append(f"  {consumer.owner}  holding {consumer.holding}  on {queues}")
+    if status.outbox is not None:
+        waiting = status.outbox
+        oldest = "" if waiting.oldest_age_s is None else f", oldest {waiting.oldest_age_s:.1f}s"
+        lines.append(f"outbox: {waiting.pending} pending{oldest}")
     return "\n".join(lines)
