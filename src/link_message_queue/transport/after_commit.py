@@ -11,8 +11,6 @@ open and idle after its commit leaves its consumers to their next poll."""
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,29 +31,10 @@ class _Due:
     committed: set[tuple[Wake, str]] = field(default_factory=set)
 
 
-_listened: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
-_listen_lock = threading.Lock()
-
-
 def wake_after_commit(connection: sa.Connection, queue: str, wake: Wake) -> None:
     """Call ``wake(queue)`` once ``connection``'s current transaction has committed."""
-    listen(connection.engine)
     due = connection.info.setdefault(_KEY, _Due())
     due.uncommitted.add((wake, queue))
-
-
-def listen(engine: sa.Engine) -> None:
-    """Watch ``engine``'s transactions (once per engine). Call it before a commit whose own
-    ``commit`` event may call ``wake_after_commit``: SQLAlchemy refuses a listener added while
-    it runs that event's listeners."""
-    with _listen_lock:
-        if engine in _listened:
-            return
-        event.listen(engine, "commit", _on_commit)
-        event.listen(engine, "rollback", _on_rollback)
-        event.listen(engine, "begin", _on_begin)
-        event.listen(engine, "checkin", _on_checkin)
-        _listened.add(engine)
 
 
 def committing(connection: sa.Connection) -> None:
@@ -100,3 +79,14 @@ def _wake_committed(due: _Due) -> None:
     woken, due.committed = due.committed, set()
     for wake, queue in woken:
         wake(queue)  # a hint that never raises for want of a listener (see doorbell)
+
+
+# Every engine's transactions and every pool's check-ins are watched from this module's import
+# on (class-level listeners, registered once). Registered on an engine at its first use, they
+# raced with other threads running that engine's listeners (SQLAlchemy's listener lists must
+# not change while another thread iterates them: "deque mutated during iteration"). For a
+# connection without wake-ups each one is a dict lookup.
+event.listen(sa.Engine, "commit", _on_commit)
+event.listen(sa.Engine, "rollback", _on_rollback)
+event.listen(sa.Engine, "begin", _on_begin)
+event.listen(sa.pool.Pool, "checkin", _on_checkin)

@@ -14,8 +14,6 @@ it does not write them early."""
 from __future__ import annotations
 
 import sqlite3
-import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -159,8 +157,6 @@ def publish_all_or_none(
 def _block(
     connection: sa.Connection | Session, *, all_or_none: bool
 ) -> Iterator[sa.Connection | Session]:
-    engine = connection.get_bind() if isinstance(connection, Session) else connection.engine
-    _listen(engine if isinstance(engine, sa.Engine) else engine.engine)
     for outer in _open_batches.get():
         if outer.targets(connection):
             outer.flush()  # a nested block on the same target: the outer's messages go first
@@ -200,23 +196,6 @@ def flush_pending(connection: sa.Connection) -> None:
 def _batches_of(connection: sa.Connection) -> list[PendingBatch]:
     """The open blocks writing on ``connection``, outermost first."""
     return [batch for batch in _open_batches.get() if batch.writes_on(connection)]
-
-
-_listened: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
-_listen_lock = threading.Lock()
-
-
-def _listen(engine: sa.Engine) -> None:
-    # The rows' wake-ups may be registered from within a commit event (see after_commit).
-    after_commit.listen(engine)
-    with _listen_lock:
-        if engine in _listened:
-            return
-        event.listen(engine, "commit", _write_before_commit)
-        event.listen(engine, "savepoint", _write_before_savepoint)
-        event.listen(engine, "rollback", _drop_on_rollback)
-        event.listen(engine, "rollback_savepoint", _drop_on_rollback_to_savepoint)
-        _listened.add(engine)
 
 
 def _write_before_commit(connection: sa.Connection) -> None:
@@ -280,3 +259,12 @@ def _refused_write_lock(connection: sa.Connection, exc: sa.exc.OperationalError)
     # Autocommit (no BEGIN at all): the statement waited out the busy timeout by itself.
     driver = connection.connection.driver_connection
     return bool(getattr(driver, "in_transaction", False))
+
+
+# Every engine's transactions are watched from this module's import on (class-level listeners,
+# registered once; see after_commit for why not per engine at its first publish_on). For a
+# connection outside every publish_on block each one looks at an empty tuple.
+event.listen(sa.Engine, "commit", _write_before_commit)
+event.listen(sa.Engine, "savepoint", _write_before_savepoint)
+event.listen(sa.Engine, "rollback", _drop_on_rollback)
+event.listen(sa.Engine, "rollback_savepoint", _drop_on_rollback_to_savepoint)

@@ -216,10 +216,6 @@ def test_dead_letters__concurrent_requeues_queue_each_letter_exactly_once(
 ) -> None:
     # Given 300 dead letters, and two requeues of all of them started at the same moment
     ids = _dead_letter_items(runtime, 300)
-    # publish_on registers its engine listeners on first use, which is not safe while another
-    # thread begins a transaction on that engine (a separate defect): register them first.
-    with runtime.store.engine.begin() as connection, publish_on(connection):
-        pass
     start = threading.Barrier(2)
 
     def requeue() -> list[int]:

@@ -332,6 +332,47 @@ def test_transport__message_is_invisible_until_the_caller_commits(broker_url: st
             engine.dispose()
 
 
+def test_transport__first_publish_on_while_another_thread_runs_the_engines_listeners(
+    broker_url: str,
+) -> None:
+    # Before: publish_on registered its listeners on the engine at first use, while another
+    # thread was inside that engine's commit listeners (here held there by the application's
+    # own listener); when that thread went on, SQLAlchemy raised "deque mutated during
+    # iteration" out of its commit.
+    engine = _app_engine(broker_url)
+    inside, go_on = threading.Event(), threading.Event()
+
+    def applications_listener(_connection: sa.Connection) -> None:
+        if threading.current_thread().name == "committer":
+            inside.set()
+            go_on.wait(10)
+
+    sa.event.listen(engine, "commit", applications_listener)
+    errors: list[BaseException] = []
+
+    def commit_in_another_thread() -> None:
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    committer = threading.Thread(target=commit_in_another_thread, name="committer")
+    committer.start()
+    try:
+        assert inside.wait(10)
+        with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as broker:
+            with closing(broker.SimpleQueue("first_use")) as queue:
+                with engine.connect() as app, app.begin(), publish_on(app):
+                    queue.put("published")
+                assert queue.get(timeout=5).payload == "published"
+    finally:
+        go_on.set()
+        committer.join(timeout=10)
+        engine.dispose()
+    assert errors == []
+
+
 def test_transport__publish_on_another_database_is_refused(broker_url: str, tmp_path: Any) -> None:
     other = sa.create_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}", poolclass=sa.pool.NullPool)
     with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as broker:
