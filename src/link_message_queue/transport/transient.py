@@ -128,8 +128,8 @@ class TransientWriter:
             # At most one batch per interval: a message after a quiet spell (a remote-control
             # command or reply) goes at once; under load, a worker's events gather.
             wait_s = self._last_write_at + self._flush_interval_s - time.monotonic()
-            if wait_s > 0:
-                time.sleep(wait_s)
+            if wait_s > 0 and self._stopped_within(wait_s):
+                return  # close() writes what is buffered
             self._last_write_at = time.monotonic()
             try:
                 self.flush()
@@ -144,7 +144,14 @@ class TransientWriter:
                     _RETRY_DELAY_S,
                     extra={"action": "publish", "count": pending},
                 )
-                time.sleep(_RETRY_DELAY_S)
+                if self._stopped_within(_RETRY_DELAY_S):
+                    return
+
+    def _stopped_within(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless close() comes first (True): a plain sleep held close() up
+        to its join's 5 s."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._stopping, timeout=seconds)
 
     def _write(self, rows: list[PendingRow]) -> None:
         if not rows:

@@ -114,6 +114,9 @@ def test_transient__closing_the_connection_writes_what_is_buffered(broker_url: s
     with kombu.Connection(broker_url, transport_options={"transient_flush_s": 60.0}) as connection:
         _publish(connection, queue, range(5), mode=1)
         assert _count(broker_url, queue.name) == 0
+        closing_began = time.monotonic()
+    # At once: before, the writer thread slept out its interval and close() waited 5 s for it.
+    assert time.monotonic() - closing_began < 2.0
     assert _count(broker_url, queue.name) == 5
 
 
