@@ -15,7 +15,7 @@ from kombu.transport.base import to_rabbitmq_queue_arguments
 
 from . import envelope
 from .after_commit import wake_after_commit
-from .errors import PublishRefusedError, TransportError
+from .errors import NameTooLongError, PublishRefusedError, TransportError
 from .qos import LeaseQoS
 from .rows import ClaimedRow, PendingRow
 from .transactional import bound_batch, bound_connection, flush_pending
@@ -152,6 +152,9 @@ class Channel(virtual.Channel):
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
         """Store the binding in the database, so every process routes to this queue."""
+        for kind, name in (("exchange name", exchange), ("routing key", routing_key)):
+            check_name(kind, name)
+        check_name("queue name", queue)
         exchange_type = self.typeof(exchange).type
         # On PostgreSQL the binding commits on its own even inside publish_on(): it must not
         # vanish with a caller's rollback. SQLite has one writer, the caller: join its work.
@@ -183,6 +186,8 @@ class Channel(virtual.Channel):
         self, message: dict[str, Any], exchange: str, routing_key: str, **kwargs: Any
     ) -> None:
         """Route through the bindings of every process (in the database) and of this one."""
+        check_name("exchange name", exchange)
+        check_name("routing key", routing_key)
         self._inplace_augment_message(message, exchange, routing_key)
         if not exchange:
             self._put(routing_key, message, **kwargs)
@@ -254,6 +259,7 @@ class Channel(virtual.Channel):
         return to_rabbitmq_queue_arguments(arguments, **kwargs)
 
     def _new_queue(self, queue: str, **kwargs: Any) -> None:
+        check_name("queue name", queue)
         connection = self._caller_connection()
         if queue in self._declared and connection is None:
             return
@@ -429,3 +435,18 @@ class Channel(virtual.Channel):
             message["redelivered"] = True
             properties["delivery_info"]["redelivered"] = True
         return message
+
+
+# AMQP 0-9-1 sends queue and exchange names and routing keys as a shortstr: at most 255 bytes.
+MAX_NAME_BYTES = 255
+
+
+def check_name(kind: str, name: str) -> None:
+    """Raise ``NameTooLongError`` for a ``name`` over ``MAX_NAME_BYTES`` in UTF-8 (``kind``:
+    "queue name", "exchange name" or "routing key"): PostgreSQL refused one with a DataError
+    and SQLite stored it whole, so a queue worked on one database and not on the other."""
+    if len(name) > MAX_NAME_BYTES // 4 and len(name.encode()) > MAX_NAME_BYTES:
+        raise NameTooLongError(
+            f"{kind} {name[:40]!r}… is {len(name.encode()):,} bytes; AMQP 0-9-1 names are at "
+            f"most {MAX_NAME_BYTES} bytes (RabbitMQ refuses longer ones too)"
+        )

@@ -9,6 +9,7 @@ from ..db.errors import DriverMissingError, SchemaMissingError, TransportError, 
 __all__ = [
     "DeferredTransactionError",
     "DriverMissingError",
+    "NameTooLongError",
     "PublishRefusedError",
     "SchemaMissingError",
     "TransportError",
@@ -18,6 +19,11 @@ __all__ = [
 
 class PublishRefusedError(TransportError, ValueError):
     """A message was refused at publish time (for example: too large)."""
+
+
+class NameTooLongError(TransportError, ValueError):
+    """A queue name, exchange name or routing key over AMQP 0-9-1's 255 bytes (a ``shortstr``;
+    RabbitMQ refuses longer ones too), refused before anything is written."""
 
 
 class DeferredTransactionError(TransportError):

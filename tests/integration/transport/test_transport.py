@@ -20,6 +20,7 @@ import sqlalchemy as sa
 import link_message_queue  # noqa: F401  (registers linkmq+)
 from link_message_queue.db.schema import SCHEMA_REVISION
 from link_message_queue.transport import (
+    NameTooLongError,
     PublishRefusedError,
     SchemaMissingError,
     TransportError,
@@ -241,6 +242,29 @@ def test_transport__message_over_the_size_limit_is_refused(broker_url: str) -> N
             with pytest.raises(PublishRefusedError, match="over the limit of 1024"):
                 queue.put("x" * 2000)
             assert queue.qsize() == 0
+
+
+def test_transport__names_over_amqps_255_bytes_are_refused_on_every_database(
+    broker_url: str,
+) -> None:
+    # Before: PostgreSQL refused a 300-character queue name with a DataError, SQLite stored it.
+    at_limit, over = "q" * 255, "q" * 256
+    multibyte_over = "é" * 128  # 128 characters, 256 bytes
+    with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as connection:
+        with closing(connection.SimpleQueue(at_limit)) as queue:
+            queue.put("fits")
+            assert queue.get(timeout=5).payload == "fits"
+        for name in (over, multibyte_over):
+            with pytest.raises(NameTooLongError, match="at most 255 bytes"):
+                connection.SimpleQueue(name)
+        producer = connection.Producer()
+        with pytest.raises(NameTooLongError, match="routing key"):
+            producer.publish("x", routing_key=over)
+        exchange = kombu.Exchange("q" * 300, type="direct")
+        with pytest.raises(NameTooLongError, match="exchange name"):
+            kombu.Queue("short", exchange, routing_key="short")(
+                connection.default_channel
+            ).declare()
 
 
 def test_transport__publish_to_an_unreachable_database_raises(broker_url: str) -> None:
