@@ -433,23 +433,32 @@ def test_publish__a_refused_row_raises_sqlalchemys_error_and_the_next_publish_go
     migrated_postgres_url: str,
 ) -> None:
     broker_url = "linkmq+" + migrated_postgres_url
-    with kombu.Connection(broker_url) as broker:
-        # Given a queue, published to once (the channel holds its connection and has prepared
-        # its statement)
-        queue = _declared(broker, "refused")
-        # When the database refuses a message (a queue name longer than the column takes)
-        with pytest.raises(sa.exc.DBAPIError) as raised:
-            broker.default_channel.basic_publish(
-                broker.default_channel.prepare_message("refused"),
-                exchange="",
-                routing_key="q" * 300,
-            )
-        # Then the error is SQLAlchemy's for the driver's (not a connection error: kombu must
-        # not retry it), and the channel publishes on afterwards
-        assert not isinstance(raised.value, sa.exc.OperationalError)
-        assert not raised.value.connection_invalidated
-        queue.put("after")
-        queue.close()
+    # A rule of the application's DBA that the message table enforces (the module's database:
+    # dropped again at the end)
+    engine = sa.create_engine(migrated_postgres_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE linkmq_message "
+            "ADD CONSTRAINT no_poison CHECK (strpos(payload, 'poison') = 0)"
+        )
+    try:
+        with kombu.Connection(broker_url) as broker:
+            # Given a queue, published to once (the channel holds its connection and has
+            # prepared its statement)
+            queue = _declared(broker, "refused")
+            # When the database refuses a message
+            with pytest.raises(sa.exc.DBAPIError) as raised:
+                queue.put("poison")
+            # Then the error is SQLAlchemy's for the driver's (not a connection error: kombu
+            # must not retry it), and the channel publishes on afterwards
+            assert not isinstance(raised.value, sa.exc.OperationalError)
+            assert not raised.value.connection_invalidated
+            queue.put("after")
+            queue.close()
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE linkmq_message DROP CONSTRAINT no_poison")
+        engine.dispose()
     bodies = [json.loads(payload)["body"] for payload, _ in _messages(broker_url, "refused")]
     assert bodies == ["after"]
 
