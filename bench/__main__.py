@@ -1,10 +1,12 @@
 """``python -m bench`` (or ``make bench``): every scenario on kombu's sqla+, linkmq+ and Redis,
 then linkmq+ side by side with its PostgreSQL peers (procrastinate, Celery on kombu's pgmq
-transport, dramatiq-pg, PgQueuer, Celery+Redis) in rounds, in one run; prints ratios, writes
-``bench/results/latest.{json,md,png}``.
+transport, dramatiq-pg, PgQueuer, Celery+Redis as the machine's Redis is configured, and
+Celery+Redis fsync: a redis-server the benchmark starts with ``appendfsync always``, so each
+publish is on disk before it returns, as on linkmq+ and the PostgreSQL peers) in rounds, in one
+run; prints ratios, writes ``bench/results/latest.{json,md,png}``.
 
 Needs the PostgreSQL of the test setup (127.0.0.1:5432, trust auth); Redis is used when it
-answers on 127.0.0.1:6379; a peer that cannot be had is skipped with a note. ``--quick``
+answers on 127.0.0.1:6379, ``redis-server`` where it is installed; a peer that cannot be had is skipped with a note. ``--quick``
 shrinks every count for a smoke run; ``--peers`` runs only the comparison; ``--backlog N``
 adds the claim rate with N tasks waiting.
 """
@@ -26,9 +28,17 @@ import kombu
 import sqlalchemy as sa
 
 from . import comparison, scenarios
-from .brokers import Broker, linkmq_postgres_broker, postgres_brokers, redis_brokers, sqlite_brokers
+from .brokers import (
+    Broker,
+    linkmq_postgres_broker,
+    persisted_redis,
+    postgres_brokers,
+    redis_brokers,
+    redis_persistence,
+    sqlite_brokers,
+)
 from .report import chart, table
-from .systems import CelerySystem, comparison_systems
+from .systems import CelerySystem, System, comparison_systems
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -136,10 +146,16 @@ def run_comparison(quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
         else comparison.Counts(publish=3000, drain=3000, latency=200)
     )
     systems, notes = comparison_systems(linkmq_postgres_broker("linkmq_bench_peers"))
-    for note in notes:
-        print(note, flush=True)
-    print(f"== side by side: {', '.join(s.name for s in systems)}; {repeat} rounds", flush=True)
-    results, rounds = comparison.compare(systems, workdir, counts, repeat)
+    with persisted_redis(workdir / "redis-fsync") as durable_redis:
+        # Beside the machine's Redis (as configured: usually nothing on disk), one that keeps
+        # each publish on disk before it replies, as linkmq+ and the PostgreSQL peers do.
+        if durable_redis is not None:
+            systems.append(CelerySystem(durable_redis))
+        notes += _redis_notes(systems)
+        for note in notes:
+            print(note, flush=True)
+        print(f"== side by side: {', '.join(s.name for s in systems)}; {repeat} rounds", flush=True)
+        results, rounds = comparison.compare(systems, workdir, counts, repeat)
     return {
         "results": results,
         "rounds": rounds,
@@ -153,6 +169,15 @@ def run_comparison(quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:
             "crash_budget_s": comparison.CRASH_BUDGET_S,
         },
     }
+
+
+def _redis_notes(systems: list[System]) -> list[str]:
+    """What each Redis in the comparison keeps on disk (its configuration)."""
+    return [
+        f"{system.name}: Redis with {redis_persistence(system.broker.url)}"
+        for system in systems
+        if isinstance(system, CelerySystem) and system.broker.transport == "redis"
+    ]
 
 
 def run_backlog(backlog: int, quick: bool, repeat: int, workdir: Path) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,3 +143,84 @@ def redis_brokers() -> list[Broker]:
         redis.Redis.from_url(REDIS_URL).flushdb()
 
     return [Broker("Redis", "redis", "Redis", REDIS_URL, None, reset)]
+
+
+def redis_persistence(url: str = REDIS_URL) -> str:
+    """What the Redis at ``url`` keeps on disk, from its configuration: e.g. ``appendonly no,
+    save ""`` (nothing: a restart loses every queued task) or ``appendonly yes, appendfsync
+    always`` (each write on disk before the reply). Raises redis-py's errors."""
+    import redis
+
+    config = redis.Redis.from_url(url).config_get("appendonly", "appendfsync", "save")
+    parts = [f"appendonly {config['appendonly']}"]
+    if config["appendonly"] == "yes":
+        parts.append(f"appendfsync {config['appendfsync']}")
+    parts.append(f'save "{config["save"]}"')
+    return ", ".join(parts)
+
+
+@contextmanager
+def persisted_redis(directory: Path, name: str = "Celery+Redis fsync") -> Iterator[Broker | None]:
+    """A Redis of its own that writes each command to its append-only file and fsyncs it before
+    replying (``appendonly yes``, ``appendfsync always``: Redis's setting for not losing an
+    acknowledged write, https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/),
+    on a free loopback port, its files in ``directory``; stopped on leaving. None where no
+    ``redis-server`` can be run. Raises RuntimeError when it starts but does not answer
+    within 10 s."""
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / "redis.log").open("ab") as log:
+            server = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(directory),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait_for_redis(url, server)
+
+        def reset() -> None:
+            import redis
+
+            redis.Redis.from_url(url).flushdb()
+
+        yield Broker(name, "redis", "Redis", url, None, reset)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _wait_for_redis(url: str, server: subprocess.Popen[bytes]) -> None:
+    import redis
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError as exc:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"redis-server on {url} did not answer (exit {server.poll()})"
+                ) from exc
+            time.sleep(0.05)

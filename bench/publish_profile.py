@@ -1,7 +1,8 @@
 """The publishing process's cost of one-by-one ``task.delay()``: messages per second and CPU
 milliseconds per message (``time.process_time``, this process only) for linkmq+ on a fresh
 PostgreSQL database (``linkmq+``; ``linkmq+async``: the same with the transport option
-``publish_synchronous_commit="off"``, on a fresh database of its own), Celery+Redis, Celery on kombu's in-memory transport (Celery and kombu
+``publish_synchronous_commit="off"``, on a fresh database of its own), Celery+Redis (the machine's Redis as it is configured; ``Redis fsync``: a Redis of the
+benchmark's own that fsyncs each write before replying, ``appendfsync always``), Celery on kombu's in-memory transport (Celery and kombu
 alone, no broker work), the same with a blocking wait of ``--wait-ms`` per publish (``memory+wait``:
 what blocking once per message costs the publisher's CPU, with no broker work at all) and
 dramatiq-pg (``broker.enqueue``, where it is installed), in one run, rotated over ``--repeat``
@@ -22,14 +23,23 @@ import pstats
 import select
 import socket
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from kombu.transport import memory
 
-from .brokers import REDIS_URL, fresh_postgres, linkmq_postgres_broker
+from .brokers import (
+    REDIS_URL,
+    fresh_postgres,
+    linkmq_postgres_broker,
+    persisted_redis,
+    redis_persistence,
+)
 from .systems import libpq_url
 
 # One system's measured publish: (messages per second, CPU ms per message).
@@ -122,8 +132,9 @@ def _figures(count: int, wall_s: float, cpu_s: float) -> Figures:
     return count / wall_s, cpu_s * 1000 / count
 
 
-def publishers(wait_s: float = 0.0004) -> dict[str, Callable[[int], Figures]]:
-    """Each system's publish (name → publish(count)), warmed up, on fresh storage."""
+def publishers(stack: ExitStack, wait_s: float = 0.0004) -> dict[str, Callable[[int], Figures]]:
+    """Each system's publish (name → publish(count)), warmed up, on fresh storage; servers
+    the benchmark starts itself stop when ``stack`` closes."""
     linkmq = linkmq_postgres_broker("linkmq_bench_publish")
     linkmq_async = linkmq_postgres_broker("linkmq_bench_publish_async")
     in_memory = _celery_publisher("memory://")
@@ -134,6 +145,11 @@ def publishers(wait_s: float = 0.0004) -> dict[str, Callable[[int], Figures]]:
         "memory": in_memory,
         "memory+wait": _waiting(in_memory, wait_s),
     }
+    durable_redis = stack.enter_context(
+        persisted_redis(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+    )
+    if durable_redis is not None:
+        systems["Redis fsync"] = _celery_publisher(durable_redis.url)
     dramatiq = _dramatiq_publisher()
     if dramatiq is not None:
         systems["dramatiq-pg"] = dramatiq
@@ -148,7 +164,11 @@ def main() -> None:
     parser.add_argument("--profile", help="profile one more round of this system")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    systems = publishers(args.wait_ms / 1000)
+    with ExitStack() as stack:
+        _run(args, publishers(stack, args.wait_ms / 1000))
+
+
+def _run(args: argparse.Namespace, systems: dict[str, Callable[[int], Figures]]) -> None:
     figures: dict[str, list[Figures]] = {name: [] for name in systems}
     names = list(systems)
     for round_ in range(args.repeat):
@@ -156,6 +176,7 @@ def main() -> None:
             figures[name].append(systems[name](args.count))
     redis_rate = statistics.median(rate for rate, _ in figures["Redis"])
     print(f"{args.count} x delay(), medians of {args.repeat}; memory+wait: {args.wait_ms} ms")
+    print(f"Redis keeps: {redis_persistence()}")
     print(f"{'system':<12} {'msg/s':>8} {'CPU ms/msg':>11} {'vs Redis':>9}")
     for name, measured in figures.items():
         rate = statistics.median(rate for rate, _ in measured)

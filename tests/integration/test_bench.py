@@ -5,6 +5,7 @@ was done, so the benchmark cannot rot between runs."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from bench import comparison
-from bench.brokers import linkmq_postgres_broker
+from bench.brokers import linkmq_postgres_broker, persisted_redis, redis_persistence
 from bench.report import table
 from bench.systems import CelerySystem, System, comparison_systems
 
@@ -103,6 +104,25 @@ def test_bench__each_system_publishes_and_drains(
 
     assert drained["drained"] == COUNT + 1  # and the warm-up task
     assert drained["drain_per_s"] > 0
+
+
+def test_bench__redis_that_fsyncs_each_write_publishes_drains_and_stops(tmp_path: Path) -> None:
+    # The comparison's durable Redis: a server of its own, each write on disk before the reply.
+    with persisted_redis(tmp_path / "redis") as broker:
+        assert broker is not None  # redis-server is installed here (CI installs it too)
+        system = CelerySystem(broker)
+        assert redis_persistence(broker.url) == 'appendonly yes, appendfsync always, save ""'
+
+        assert comparison.publish_one_by_one(system, COUNT)["publish_per_s"] > 0
+        drained = comparison.drain(system, tmp_path, COUNT, budget_s=60)
+        # Its append-only file holds the publishes (Redis 7 keeps it in appendonlydir).
+        written = sum(path.stat().st_size for path in (tmp_path / "redis").rglob("*.aof*"))
+
+    assert drained["drained"] == COUNT + 1
+    assert written > 0
+    port = int(broker.url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(ConnectionRefusedError):  # stopped on leaving
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_bench__latency_is_measured_on_every_task(
