@@ -23,7 +23,7 @@ from .monitoring.task_events import GroupedTaskEvents
 from .processor.errors import ProcessorError
 from .runtime import Runtime, build_runtime
 from .services import ServiceError
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, linkmq_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,17 @@ app.steps["consumer"].add(GroupedTaskEvents)
 def _require_database_drivers(**_: Any) -> None:
     """Before the worker opens its broker connection: a database driver that is not installed
     ends start-up with what to install, instead of a traceback from inside kombu."""
-    urls = [Settings.from_env().database_url]
-    broker_url = str(app.conf.broker_url or "")
-    if broker_url.startswith("linkmq+"):
-        urls.append(broker_url.removeprefix("linkmq+"))
     try:
+        urls = [Settings.from_env().database_url]
+        # The broker as Celery has it: `celery -b …` overrides the settings' URL.
+        broker_database = linkmq_database_url(str(app.conf.broker_url or ""))
+        if broker_database is not None:
+            urls.append(broker_database)
         for url in urls:
             require_driver(url)
-    except DriverMissingError as exc:
+    # SystemExit: Celery's signal dispatch logs and swallows any other exception, and the
+    # worker went on to retry a broker it could never reach.
+    except (DriverMissingError, SettingsError) as exc:
         raise SystemExit(f"link-mq worker: {exc}") from None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from kombu.entity import Queue
 
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
-from .settings import Settings
+from .settings import Settings, linkmq_database_url
 
 DEFAULT_QUEUE = "celery"
 
@@ -15,7 +15,9 @@ DEFAULT_QUEUE = "celery"
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration (a dict for ``app.conf.update``) for ``settings``: broker URL and
     transport options, JSON only, late acks (at-least-once), the queues of the consume mode, routes
-    and beat's tick schedule."""
+    and beat's tick schedule. Raises ``SettingsError`` for a ``linkmq+`` broker URL without a
+    database URL after the ``+`` (kombu would take it for an AMQP host)."""
+    linkmq_database_url(settings.broker_url)
     # Tick mode: workers run ticks only; the workflow queue is drained by consumer steps.
     # Worker mode: workers also consume the workflow queue and run link.workflow_message.
     queues = [Queue(DEFAULT_QUEUE)]

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .db import masked
+from .db import TransportOptionError, database_url, masked
 from .messages.ids import MIN_NODE_NAME_LENGTH
 
 _T = TypeVar("_T")
@@ -47,9 +47,30 @@ def _database_url(raw: str) -> str:
 
 
 def _broker_url(raw: str) -> str:
-    if "://" not in raw:
+    if raw.startswith("linkmq+"):
+        # TransportOptionError, a ValueError, names the expected form.
+        database_url(raw.removeprefix("linkmq+"))
+    elif "://" not in raw:
         raise ValueError("not a broker URL (e.g. linkmq+sqlite:///app.db, redis://host/0)")
     return raw
+
+
+def linkmq_database_url(broker_url: str) -> str | None:
+    """The SQLAlchemy URL of a ``linkmq+`` broker URL (``linkmq+sqlite:///app.db`` gives
+    ``sqlite:///app.db``); None for another broker (``amqp://…``, ``redis://…``).
+
+    Raises :class:`SettingsError` naming the expected form when what follows ``linkmq+`` is not
+    a usable database URL. Checked here because kombu routes a URL to a transport only by a
+    ``+`` before ``://``: it took ``linkmq+`` or ``linkmq+sqlite`` for an AMQP host name, and a
+    worker retried ``amqp://linkmq%2B:5672`` (socket.gaierror) without end."""
+    if not broker_url.startswith("linkmq+"):
+        return None
+    url = broker_url.removeprefix("linkmq+")
+    try:
+        database_url(url)
+    except TransportOptionError as exc:
+        raise SettingsError(f"broker URL {_masked_broker(broker_url)!r}: {exc}") from None
+    return url
 
 
 def _masked_broker(url: str) -> str:

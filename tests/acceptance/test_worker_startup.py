@@ -32,3 +32,26 @@ def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path)
     assert "link-mq worker: the database driver 'pg8000'" in log
     assert "pip install 'link-message-queue[postgres]'" in log
     assert "secret" not in log
+
+
+def test_worker_startup__linkmq_broker_without_a_database_url_names_the_expected_form(
+    tmp_path: Path,
+) -> None:
+    # `-b linkmq+`: kombu takes it for an AMQP host, and the worker retried a connection to
+    # amqp://linkmq%2B:5672 (socket.gaierror) without end.
+    worker = CeleryProcess(
+        ["-A", "link_message_queue.celery_app", "-b", "linkmq+", "worker", "-P", "solo"],
+        env={"LINK_MQ_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
+        log_path=tmp_path / "worker.log",
+    )
+    try:
+        returncode = worker.process.wait(timeout=60)
+    finally:
+        worker.kill()
+
+    log = worker.log()
+    assert returncode == 1
+    assert "Traceback" not in log
+    assert "gaierror" not in log
+    assert "link-mq worker: broker URL" in log
+    assert "linkmq+sqlite:///path.db" in log

@@ -98,3 +98,17 @@ def test_require_driver__an_installed_driver_passes() -> None:
 def test_require_driver__an_unknown_database_lists_what_runs() -> None:
     with pytest.raises(TransportOptionError, match=r"link-message-queue\[postgres\]"):
         require_driver("postgresql+nosuchdriver://app@db/app")
+
+
+@pytest.mark.parametrize(
+    ("hostname", "transport"), [("linkmq+://db/app", None), ("sqlite", "linkmq"), ("", "linkmq")]
+)
+def test_transport__connect_without_a_database_url_names_the_expected_form(
+    hostname: str, transport: str | None
+) -> None:
+    # What kombu hands the transport when no database URL follows linkmq+: refused with the
+    # form, not SQLAlchemy's "Could not parse SQLAlchemy URL".
+    with pytest.raises(TransportOptionError) as raised:
+        kombu.Connection(hostname, transport=transport).connect()
+
+    assert "linkmq+sqlite:///path.db" in str(raised.value)

@@ -66,3 +66,18 @@ def test_settings__errors_and_descriptions_never_show_a_password() -> None:
     )
     assert "hunter2" not in repr(settings.describe())
     assert "***" in str(settings.describe()["broker_url"])
+
+
+@pytest.mark.parametrize(
+    "broker_url", ["linkmq+", "linkmq+sqlite", "linkmq+postgresql+psycopg", "linkmq+://db/app"]
+)
+def test_settings__linkmq_broker_without_a_database_url_names_the_expected_form(
+    broker_url: str,
+) -> None:
+    # kombu takes "linkmq+" with no "://" for an AMQP host name: caught here, not as gaierror.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"LINK_MQ_BROKER_URL": broker_url})
+
+    assert "LINK_MQ_BROKER_URL" in str(caught.value)
+    assert "linkmq+sqlite:///path.db" in str(caught.value)
+    assert "linkmq+postgresql+psycopg://" in str(caught.value)

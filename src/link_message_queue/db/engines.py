@@ -56,6 +56,12 @@ class EngineOptions(Protocol):
         """Extra keyword arguments for ``sqlalchemy.create_engine``."""
 
 
+# What a linkmq+ broker URL looks like, for error messages.
+LINKMQ_URL_FORMS = (
+    "linkmq+<SQLAlchemy URL>, e.g. linkmq+sqlite:///path.db or "
+    "linkmq+postgresql+psycopg://user:password@host/db"
+)
+
 # Engines whose SQLite connections are set up here (transport's or an application's).
 _sqlite_configured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 _sqlite_configured_lock = threading.Lock()
@@ -63,8 +69,16 @@ _sqlite_configured_lock = threading.Lock()
 
 def database_url(url: str) -> URL:
     """The SQLAlchemy URL behind ``linkmq+…``; plain ``postgresql://`` uses psycopg 3 when
-    psycopg2 is not installed."""
-    parsed = make_url(url)
+    psycopg2 is not installed. Raises ``TransportOptionError`` naming the expected form when
+    ``url`` is not a database URL (empty, or ``sqlite`` with no ``://``), and for an in-memory
+    SQLite database."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        # The URL is not shown: unparseable, its password could not be masked.
+        raise TransportOptionError(
+            f"not a SQLAlchemy database URL after linkmq+: expected {LINKMQ_URL_FORMS}"
+        ) from None
     if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
