@@ -26,7 +26,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     if not settings.uses_outbox:
         transport_options = {"table_prefix": settings.table_prefix, "lease_s": settings.lease_s}
-    elif settings.broker_url.startswith(("amqp", "pyamqp")):
+    elif _is_rabbitmq(settings.broker_url):
         # The relay deletes an outbox row only once RabbitMQ confirmed its message.
         transport_options = {"confirm_publish": True}
     config: dict[str, Any] = {
@@ -61,7 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": TICK_TASK,
                 "schedule": settings.tick_interval_s,
                 "options": {"queue": DEFAULT_QUEUE}
-                | _dropped_after(settings.broker_url, settings.tick_interval_s * 0.9),
+                | _dropped_after(settings, settings.tick_interval_s * 0.9),
             }
         }
     if settings.uses_outbox:
@@ -69,12 +69,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "task": RELAY_TASK,
             "schedule": settings.relay_interval_s,
             "options": {"queue": DEFAULT_QUEUE}
-            | _dropped_after(settings.broker_url, settings.relay_interval_s * 0.9),
+            | _dropped_after(settings, settings.relay_interval_s * 0.9),
         }
     return config
 
 
-def _dropped_after(broker_url: str, seconds: float) -> dict[str, float]:
+def _is_rabbitmq(broker_url: str) -> bool:
+    """``amqp://``, ``amqps://`` or ``pyamqp://``: RabbitMQ."""
+    return broker_url.startswith(("amqp", "pyamqp"))
+
+
+def _dropped_after(settings: Settings, seconds: float) -> dict[str, float]:
     """Publish options that drop a beat message not taken within ``seconds``.
 
     linkmq+ and RabbitMQ: a message time-to-live (the AMQP ``expiration`` property, which
@@ -83,6 +88,6 @@ def _dropped_after(broker_url: str, seconds: float) -> dict[str, float]:
     host clock which the worker compares with its own, so a worker whose clock ran a second
     ahead of beat's discarded every tick as expired and processed nothing. Other brokers
     (Redis) have no per-message time-to-live: Celery's ``expires``, host clocks and all."""
-    if broker_url.startswith(("linkmq+", "amqp", "pyamqp")):
+    if not settings.uses_outbox or _is_rabbitmq(settings.broker_url):
         return {"expiration": seconds}
     return {"expires": seconds}
