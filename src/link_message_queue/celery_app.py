@@ -17,7 +17,7 @@ from .bridge.errors import BridgeError, RetryLaterError
 from .bridge.taskbody import RELAY_TASK, TICK_TASK, WORKFLOW_TASK
 from .bridge.ticks import TICK_EMITTED_AT_HEADER, stamp_emission, tick_emitted
 from .celery_config import celery_config
-from .db import DriverMissingError, after_fork_in_child, require_driver
+from .db import DriverMissingError, TransportOptionError, after_fork_in_child, require_driver
 from .engine import EngineError
 from .monitoring.task_events import GroupedTaskEvents
 from .processor.errors import ProcessorError
@@ -40,8 +40,9 @@ app.steps["consumer"].add(GroupedTaskEvents)
 
 @signals.celeryd_init.connect
 def _require_database_drivers(**_: Any) -> None:
-    """Before the worker opens its broker connection: a database driver that is not installed
-    ends start-up with what to install, instead of a traceback from inside kombu."""
+    """Before the worker opens its broker connection: a database driver that is not installed,
+    or a database URL SQLAlchemy has no dialect for, ends start-up with what to do, instead of
+    a traceback from inside kombu."""
     try:
         urls = [Settings.from_env().database_url]
         # The broker as Celery has it: `celery -b …` overrides the settings' URL.
@@ -52,7 +53,7 @@ def _require_database_drivers(**_: Any) -> None:
             require_driver(url)
     # SystemExit: Celery's signal dispatch logs and swallows any other exception, and the
     # worker went on to retry a broker it could never reach.
-    except (DriverMissingError, SettingsError) as exc:
+    except (DriverMissingError, TransportOptionError, SettingsError) as exc:
         raise SystemExit(f"link-mq worker: {exc}") from None
 
 

@@ -34,13 +34,22 @@ def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path)
     assert "secret" not in log
 
 
+@pytest.mark.parametrize(
+    ("broker", "expected"),
+    [
+        # kombu takes `linkmq+` for an AMQP host, and the worker retried a connection to
+        # amqp://linkmq%2B:5672 (socket.gaierror) without end.
+        ("linkmq+", ["link-mq worker: broker URL", "linkmq+sqlite:///path.db"]),
+        # A database SQLAlchemy has no dialect for: Celery logged the start-up check's error,
+        # went on and failed again at the broker connection.
+        ("linkmq+nosuchdb://host/db", ["link-mq worker: ", "nosuchdb"]),
+    ],
+)
 def test_worker_startup__linkmq_broker_without_a_database_url_names_the_expected_form(
-    tmp_path: Path,
+    tmp_path: Path, broker: str, expected: list[str]
 ) -> None:
-    # `-b linkmq+`: kombu takes it for an AMQP host, and the worker retried a connection to
-    # amqp://linkmq%2B:5672 (socket.gaierror) without end.
     worker = CeleryProcess(
-        ["-A", "link_message_queue.celery_app", "-b", "linkmq+", "worker", "-P", "solo"],
+        ["-A", "link_message_queue.celery_app", "-b", broker, "worker", "-P", "solo"],
         env={"LINK_MQ_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
         log_path=tmp_path / "worker.log",
     )
@@ -53,5 +62,4 @@ def test_worker_startup__linkmq_broker_without_a_database_url_names_the_expected
     assert returncode == 1
     assert "Traceback" not in log
     assert "gaierror" not in log
-    assert "link-mq worker: broker URL" in log
-    assert "linkmq+sqlite:///path.db" in log
+    assert all(text in log for text in expected), log
