@@ -11,11 +11,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import kombu
 import pytest
 import sqlalchemy as sa
+
+import link_message_queue  # noqa: F401  (registers linkmq+)
+from link_message_queue.db import process_tables, upgrade
+from link_message_queue.demo.workflow import START
 
 from .processes import PYTHONPATH, wait_for
 
@@ -31,14 +38,16 @@ class DemoRun:
     """``link-mq demo`` in its own process group (the terminal's foreground group, as it
     were), its output collected as it comes."""
 
-    def __init__(self, folder: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         environment = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith("LINK_MQ_") and key != "PYTHONUNBUFFERED"
         }
         self.process = subprocess.Popen(
-            [str(LINK_MQ), "demo"],
+            [str(LINK_MQ), "demo", *args],
             cwd=folder,
             env={**environment, "PYTHONPATH": PYTHONPATH, **(extra_env or {})},
             stdout=subprocess.PIPE,
@@ -236,3 +245,51 @@ def test_demo__a_ctrl_c_swallowed_during_setup_still_stops_it(tmp_path: Path) ->
     assert STOPPED in done.stderr
     assert "succeeded" not in done.stdout  # it did not run on to the end
     assert not _demo_processes(tmp_path)
+
+
+def test_demo__on_its_embedded_default_clears_what_an_interrupted_run_left(
+    tmp_path: Path,
+) -> None:
+    if not LINK_MQ.exists():
+        pytest.skip(f"{LINK_MQ} is not installed (pip install -e .)")
+    # Given the demo's own database (link_mq.sqlite3 in its folder) with a message an
+    # interrupted run left on its queue and its import process still "running"
+    url = f"sqlite:///{tmp_path / 'link_mq.sqlite3'}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    upgrade(engine, "linkmq_")
+    with kombu.Connection(f"linkmq+{url}") as connection:
+        with closing(connection.SimpleQueue("link_processing_queue")) as queue:
+            queue.put({"left": "by an interrupted run"})
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(process_tables("linkmq_").process).values(
+                id=str(uuid.uuid4()),
+                task_list_id=str(uuid.uuid4()),
+                name=START,
+                process_type="linear_messaging",
+                definition="{}",
+                status="running",
+                started_at=time.time(),
+            )
+        )
+
+    # When the demo runs there (LINK_MQ_* unset), on a few users
+    run = DemoRun(tmp_path, args=("--users", "4", "--chunk", "2"))
+    code = run.finish()
+
+    # Then it clears them and runs to its end
+    output = run.output()
+    assert code == 0, output
+    assert (
+        "cleared what an interrupted run left: 1 queued messages, 1 processes marked failed"
+        in output
+    ), output
+    assert "succeeded: 4 of 4 users written in 2 of 2 chunks" in output, output
+    with engine.connect() as connection:
+        statuses = connection.execute(
+            sa.select(process_tables("linkmq_").process.c.status).where(
+                process_tables("linkmq_").process.c.parent_position.is_(None)
+            )
+        ).scalars()
+        assert sorted(statuses) == ["failed", "succeeded"]
+    engine.dispose()

@@ -5,10 +5,14 @@ and ``celery beat`` on a SQLite file there, and starts a workflow process that i
 users into the application table ``demo_user`` in chunks — every step through the queue. It
 shows progress until the process ends, prints the outcome and stops its processes.
 
-The demo owns its queue and its processes: each run starts from a clean state (what an
-interrupted run left queued is deleted, its processes still "running" are marked failed), so it
-can run again and again in the same folder. Ctrl-C (or SIGTERM, SIGHUP) at any moment stops the
-worker and beat and raises KeyboardInterrupt."""
+On its own database — the embedded default, ``link_mq.sqlite3`` in the working directory, the
+broker on it too — the demo owns its queue and its processes: each run starts from a clean state
+(what an interrupted run left queued is deleted, its processes still "running" are marked
+failed), so it can run again and again in the same folder. On any other database (an exported
+``LINK_MQ_DATABASE_URL`` or ``LINK_MQ_BROKER_URL``) it deletes and fails nothing: it refuses to
+start, before it changes anything, while that queue holds messages or a process runs there.
+Ctrl-C (or SIGTERM, SIGHUP) at any moment stops the worker and beat and raises
+KeyboardInterrupt."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from ..bridge.producer import Producer
 from ..celery_config import celery_config
 from ..db import database_for, masked, process_tables, queue_tables, upgrade
 from ..processor.state import FAILED, RUNNING
-from ..settings import Settings
+from ..settings import DEFAULT_DATABASE_URL, Settings, linkmq_database_url
 from ..transport import TransportOptions
 from .interrupts import Interrupts
 from .workflow import START, metadata, start_message, user_table, write_users_csv
@@ -125,9 +129,12 @@ def _run_demo(
     settings = Settings.from_env(env)
     options = TransportOptions(table_prefix=settings.table_prefix)
     engine = database_for(settings.database_url, options).engine
+    if not external and not _is_own_database(settings):
+        # Someone else's database: what is queued or running there is theirs, not leftovers.
+        _refuse_if_busy(settings, options)
     upgrade(engine, settings.table_prefix)
     interrupts.check()
-    if not external:
+    if not external and _is_own_database(settings):
         # No worker runs yet: what is on the queue or "running" was left by an interrupted run.
         queued, running = _clear_leftovers(engine, settings)
         if queued or running:
@@ -189,9 +196,59 @@ def _run_demo(
     return summary
 
 
+def _is_own_database(settings: Settings) -> bool:
+    """Whether the demo runs on its own database: the embedded default (``LINK_MQ_DATABASE_URL``
+    unset, ``sqlite:///link_mq.sqlite3``) with the broker on it (``LINK_MQ_BROKER_URL`` unset)."""
+    return (
+        settings.database_url == DEFAULT_DATABASE_URL
+        and settings.broker_url == f"linkmq+{DEFAULT_DATABASE_URL}"
+    )
+
+
+def _refuse_if_busy(settings: Settings, options: TransportOptions) -> None:
+    """On a database that is not the demo's own, raise :class:`DemoError` (saying how many, where
+    and what to do) when messages wait on the demo's queue or any workflow process is running:
+    the demo would delete or fail them, and its worker would take them. Reads only; a database
+    without the tables yet holds neither. The queue is counted where it lives: the database of
+    a ``linkmq+`` broker (a RabbitMQ or Redis broker's queue cannot be counted here)."""
+    message = queue_tables(settings.table_prefix).message
+    process = process_tables(settings.table_prefix).process
+    queue_url = linkmq_database_url(settings.broker_url)
+    queued = 0
+    if queue_url is not None:
+        queue_engine = database_for(queue_url, options).engine
+        if sa.inspect(queue_engine).has_table(message.name):
+            with queue_engine.connect() as connection:
+                queued = connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(message)
+                    .where(message.c.queue == settings.queue)
+                ).scalar_one()
+    running = 0
+    engine = database_for(settings.database_url, options).engine
+    if sa.inspect(engine).has_table(process.name):
+        with engine.connect() as connection:
+            running = connection.execute(
+                sa.select(sa.func.count()).select_from(process).where(process.c.status == RUNNING)
+            ).scalar_one()
+    if queued or running:
+        where = masked(settings.database_url)
+        if queue_url is not None and queue_url != settings.database_url:
+            where += f" (queue on {masked(queue_url)})"
+        raise DemoError(
+            f"not run: database {where} is not the demo's own and holds {queued} queued "
+            f"messages on queue {settings.queue!r} and {running} running workflow processes, "
+            "which the demo would delete, mark failed or take over; nothing was changed. "
+            "Unset LINK_MQ_DATABASE_URL and LINK_MQ_BROKER_URL to run the demo on its embedded "
+            f"default ({DEFAULT_DATABASE_URL}), point them at an empty database, or let the "
+            "application's worker and beat empty that queue first (`link-mq status` shows it)"
+        )
+
+
 def _clear_leftovers(engine: sa.Engine, settings: Settings) -> tuple[int, int]:
     """Delete every message on the demo's queue and mark the demo's processes that are still
-    "running" failed: (messages deleted, processes marked)."""
+    "running" failed: (messages deleted, processes marked). Only on the demo's own database
+    (:func:`_is_own_database`): anywhere else they are not leftovers."""
     message = queue_tables(settings.table_prefix).message
     tables = process_tables(settings.table_prefix)
     process, task = tables.process, tables.task
