@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from link_message_queue.settings import VARIABLES
+
 from .processes import REPO, wait_for
 
 pytestmark = [
@@ -80,3 +82,38 @@ def test_makefile__venv_interrupted_while_pip_installs_itself_is_made_again(
         check=True,
         timeout=60,
     )
+
+
+def test_makefile__demo_runs_on_the_embedded_default_whatever_the_shell_exports(
+    tmp_path: Path,
+) -> None:
+    # Given a project with the Makefile, its venv made, a `link-mq` there that records the
+    # environment it gets, and a shell that exports every LINK_MQ_* variable (the README's
+    # Quick start exports LINK_MQ_DATABASE_URL for the application)
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").write_text(STUB_PROJECT)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    link_mq = bin_dir / "link-mq"
+    link_mq.write_text('#!/bin/sh\nenv > "$(dirname "$0")/environment"\necho "link-mq $*"\n')
+    link_mq.chmod(0o755)
+    (bin_dir / ".installed").touch()  # after pyproject.toml: make keeps this venv
+    exported = dict.fromkeys(VARIABLES, "postgresql+psycopg://postgres@127.0.0.1/myapp")
+
+    # When `make demo` runs
+    done = subprocess.run(
+        ["make", f"PYTHON={sys.executable}", "demo"],
+        cwd=tmp_path,
+        env={**os.environ, **exported},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then `link-mq demo` runs with none of them: on the embedded default, as the README says
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "link-mq demo" in done.stdout
+    environment = (bin_dir / "environment").read_text().splitlines()
+    assert environment  # it did run
+    assert [line for line in environment if line.startswith("LINK_MQ_")] == []
