@@ -156,7 +156,7 @@ def _run_demo(
 
     processes: list[subprocess.Popen[bytes]] = []
     progress = _ProgressBar()
-    interrupts.check()  # one swallowed while the database was set up
+    interrupts.check()  # one that came while the database was set up
     with tempfile.TemporaryDirectory(prefix="link-mq-demo-") as workdir:
         try:
             log_path = Path(workdir) / "celery.log"
@@ -304,17 +304,18 @@ def _start_celery(
     ]
     with log_path.open("ab") as log:
         for command in commands:
-            # A Ctrl-C inside Popen, after the fork, would leave a process nobody stops.
-            with interrupts.deferred():
-                processes.append(
-                    subprocess.Popen(
-                        command,
-                        env={**os.environ, **env},
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+            # A stop signal meanwhile is only recorded (Interrupts): each process started is
+            # in ``processes`` before the check raises it, so it is stopped.
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    env={**os.environ, **env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
+            )
+            interrupts.check()
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], interrupts: Interrupts) -> None:
