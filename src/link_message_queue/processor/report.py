@@ -9,7 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..db import process_tables
-from .state import ProcessRow, ProcessState, TaskRow
+from ..messages import TaskListPosition
+from .state import FAILED, ProcessRow, ProcessState, TaskRow
+
+# Sub-processes ``processes show`` lists under each task (failed ones first); the rest are
+# counted. ``--json`` has them all.
+SHOWN_SUB_PROCESSES = 10
 
 
 def _when(timestamp: float | None) -> str:
@@ -48,16 +53,26 @@ class ProcessReport:
                 )
         return lines
 
-    def find(self, process_id: str) -> tuple[ProcessRow, list[TaskRow]] | None:
-        """The process whose id starts with ``process_id`` (unique), and its tasks."""
+    def find(self, process_id: str) -> tuple[ProcessRow, list[TaskRow], list[ProcessRow]] | None:
+        """The process whose id starts with ``process_id`` (unique), its tasks and the
+        sub-processes it started."""
         with self.engine.connect() as connection:
             process = self.state.find(connection, process_id)
             if process is None:
                 return None
-            return process, self.state.tasks(connection, process.id)
+            return (
+                process,
+                self.state.tasks(connection, process.id),
+                self.state.sub_processes(connection, process),
+            )
 
-    def show_text(self, process: ProcessRow, tasks: list[TaskRow]) -> str:
-        """A process and its tasks (status, sub-process counts, log) as text for the terminal."""
+    def show_text(
+        self, process: ProcessRow, tasks: list[TaskRow], sub_processes: list[ProcessRow]
+    ) -> str:
+        """A process and its tasks (status, sub-process counts, log) as text for the terminal;
+        under a task, the ids of the sub-processes it started (up to ``SHOWN_SUB_PROCESSES``,
+        failed ones first)."""
+        started_by = _by_task(sub_processes)
         lines = [
             f"process {process.id}: {process.status}",
             f"  name:     {process.name}",
@@ -75,12 +90,53 @@ class ProcessReport:
                 else ""
             )
             lines.append(f"  {task.position}. {task.task_type}: {task.status}{subs}")
+            children = sorted(started_by.get(task.position, []), key=lambda c: c.status != FAILED)
+            lines += [
+                f"     sub-process {child.id}: {child.status}"
+                for child in children[:SHOWN_SUB_PROCESSES]
+            ]
+            if len(children) > SHOWN_SUB_PROCESSES:
+                lines.append(f"     … and {len(children) - SHOWN_SUB_PROCESSES} more (--json)")
             for entry in task.log:
                 when, level, code = _when(entry["at"]), entry["level"], entry["code"]
                 lines.append(f"     {when} {level} {code}: {entry['message']}")
         return "\n".join(lines)
 
     @staticmethod
-    def as_dict(process: ProcessRow, tasks: list[TaskRow]) -> dict[str, Any]:
-        """A process and its tasks as a JSON-ready dict (times as Unix seconds)."""
-        return {**asdict(process), "tasks": [asdict(task) for task in tasks]}
+    def as_dict(
+        process: ProcessRow, tasks: list[TaskRow], sub_processes: list[ProcessRow]
+    ) -> dict[str, Any]:
+        """A process, its tasks (each with ``sub_process_ids``: the sub-processes it started)
+        and ``sub_processes`` (id, status, times) as a JSON-ready dict (times as Unix
+        seconds)."""
+        started_by = _by_task(sub_processes)
+        return {
+            **asdict(process),
+            "tasks": [
+                {
+                    **asdict(task),
+                    "sub_process_ids": [child.id for child in started_by.get(task.position, [])],
+                }
+                for task in tasks
+            ],
+            "sub_processes": [
+                {
+                    "id": child.id,
+                    "status": child.status,
+                    "started_at": child.started_at,
+                    "finished_at": child.finished_at,
+                }
+                for child in sub_processes
+            ],
+        }
+
+
+def _by_task(sub_processes: list[ProcessRow]) -> dict[int, list[ProcessRow]]:
+    """Sub-processes by the position of the task that started them (from their parent task
+    list position)."""
+    by_task: dict[int, list[ProcessRow]] = {}
+    for child in sub_processes:
+        if child.parent_position is not None:
+            position = TaskListPosition.parse(child.parent_position).position
+            by_task.setdefault(position, []).append(child)
+    return by_task

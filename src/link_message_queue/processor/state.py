@@ -221,6 +221,16 @@ class ProcessState:
         )
         return [_task(row) for row in rows]
 
+    def sub_processes(self, connection: sa.Connection, process: ProcessRow) -> list[ProcessRow]:
+        """The sub-processes ``process`` started, in the order they started."""
+        table = self.tables.process
+        rows = connection.execute(
+            sa.select(table)
+            .where(table.c.parent_position.like(f"%:PROCESS_ID:{process.id}:%"))
+            .order_by(table.c.started_at, table.c.id)
+        )
+        return [_process(row) for row in rows]
+
     def children(self, connection: sa.Connection, process: ProcessRow) -> dict[str, int]:
         """Status counts of the sub-processes a process started."""
         table = self.tables.process

@@ -190,9 +190,42 @@ def test_cli__processes_list_and_show_every_task_with_its_log(
     assert cli.main(["processes", "show", process_id, "--json"]) == 0
     as_json = json.loads(capsys.readouterr().out)
     assert [task["status"] for task in as_json["tasks"]] == ["succeeded", "failed"]
+    assert as_json["sub_processes"] == []
 
     assert cli.main(["processes", "show", "nonexistent"]) == 1
     assert "no process" in capsys.readouterr().err
+
+
+def test_cli__processes_show_names_the_sub_processes_each_task_started(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A chunked import with one failing chunk: show the parent, then follow the failed child.
+    monkeypatch.setenv("LINK_MQ_TEST_FAIL_EMAIL", "user13@example.com")
+    _start(runtime, workflow.start_chunks(total=25, limit=10))
+    _run_until_idle(runtime)
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", runtime.settings.database_url)
+    monkeypatch.setenv("LINK_MQ_TABLE_PREFIX", runtime.settings.table_prefix)
+    assert cli.main(["processes", "list"]) == 0
+    parent_id = capsys.readouterr().out.splitlines()[1].split("\t")[0]
+
+    assert cli.main(["processes", "show", parent_id, "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    children = {child["id"]: child["status"] for child in as_json["sub_processes"]}
+    assert sorted(children.values()) == ["failed", "succeeded", "succeeded"]
+    # Each child under the task that started it.
+    started = [id_ for task in as_json["tasks"] for id_ in task["sub_process_ids"]]
+    assert sorted(started) == sorted(children)
+
+    assert cli.main(["processes", "show", parent_id]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    listed = [
+        line.split()[1].rstrip(":") for line in shown if line.lstrip().startswith("sub-process ")
+    ]
+    failed_id = next(id_ for id_, status in children.items() if status == "failed")
+    assert listed[0] == failed_id  # failed first
+    assert sorted(listed) == sorted(children), shown
+    assert cli.main(["processes", "show", failed_id]) == 0
+    assert "refusing to import user13@example.com" in capsys.readouterr().out
 
 
 def test_processor__a_duplicate_or_late_answer_is_ignored(runtime: Runtime) -> None:
