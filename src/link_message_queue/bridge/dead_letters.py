@@ -4,7 +4,6 @@ and requeue (``link-mq dead-letters``)."""
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from ..db import QueueTables, read_only
+from ..db import QueueTables, database_now, read_only
 from ..text import counted
 
 if TYPE_CHECKING:
@@ -28,7 +27,8 @@ FAILED = "failed"
 class DeadLetter:
     """One dead-lettered message: its ``queue``, the raw ``body``, its name and uuid when it could
     be decoded, why it failed (``reason``, exception type, text and traceback), ``attempts`` made,
-    and times as Unix seconds."""
+    and times as Unix seconds (``failed_at`` by the database's clock; ``first_attempt_at`` is
+    not recorded yet: None)."""
 
     id: int
     queue: str
@@ -79,7 +79,9 @@ class DeadLetters:
                 traceback="".join(traceback.format_exception(error)),
                 attempts=attempts,
                 first_attempt_at=first_attempt_at,
-                failed_at=time.time(),
+                # The database's clock, as every other time the project stores: hosts' clocks
+                # differ, and a letter's time should order with the rest.
+                failed_at=database_now(connection.dialect.name),
             )
         )
         logger.error(

@@ -15,11 +15,13 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
+from link_message_queue.bridge.dead_letters import DeadLetters
 from link_message_queue.bridge.errors import BridgeError, RetryLaterError
 from link_message_queue.bridge.producer import enable_workflow_processor_message_queue
 from link_message_queue.bridge.sources import BrokerSource
 from link_message_queue.bridge.taskbody import WORKFLOW_TASK
 from link_message_queue.celery_config import celery_config
+from link_message_queue.db import queue_tables, read_database_now
 from link_message_queue.db.locks import Locks
 from link_message_queue.engine import DispatchContext
 from link_message_queue.messages import (
@@ -186,6 +188,29 @@ def test_consumer_step__last_failure_moves_the_message_to_dead_letters(
     assert runtime.dead_letters.count() == 0
     assert runtime.step.run(1).processed == 1
     assert _recorded(runtime) == [(3, 1)]
+
+
+@pytest.mark.postgres
+def test_dead_letters__failed_at_is_by_the_database_clock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker whose host clock is an hour behind the database server's.
+    prefix = f"d{uuid.uuid4().hex[:8]}_"
+    engine = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
+    upgrade(engine, prefix)
+    letters = DeadLetters(engine, queue_tables(prefix))
+    real_time = time.time
+    with monkeypatch.context() as shifted, engine.begin() as connection:
+        shifted.setattr(time, "time", lambda: real_time() - 3600)
+        letters.add(
+            connection, queue="q", body="{}", reason="failed", error=RuntimeError("x"), attempts=1
+        )
+    with engine.connect() as connection:
+        now = read_database_now(connection)
+
+    (letter,) = letters.recent()
+    assert now - 60 < letter.failed_at <= now  # seconds ago, not an hour
+    engine.dispose()
 
 
 def _dead_letter_items(runtime: Runtime, count: int) -> list[int]:
