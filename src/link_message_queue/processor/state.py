@@ -5,13 +5,12 @@ the message, which is then delivered again."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..db import ProcessTables, database_now
+from ..db import ProcessTables, database_now, read_database_now
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -152,12 +151,13 @@ class ProcessState:
         code: int,
         message: str,
     ) -> None:
-        """Append a log entry (``level``, ``code``, ``message``, stamped with this host's time) to
-        the task; no effect if the task does not exist."""
+        """Append a log entry (``level``, ``code``, ``message``, stamped with the database's time
+        as the process's own times are) to the task; no effect if the task does not exist."""
         current = self.task(connection, process_id, position)
         if current is None:
             return
-        entry = {"at": time.time(), "level": level, "code": code, "message": message}
+        at = read_database_now(connection)
+        entry = {"at": at, "level": level, "code": code, "message": message}
         self.set_task(connection, process_id, position, log=json.dumps([*current.log, entry]))
 
     def sub_process_ended(

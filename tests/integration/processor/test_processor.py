@@ -228,6 +228,29 @@ def test_cli__processes_show_names_the_sub_processes_each_task_started(
     assert "refusing to import user13@example.com" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_processor__task_log_times_are_by_the_database_clock(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker whose host clock is an hour behind the database server's: the log's times must
+    # sit with the process's started/finished times (database clock), not an hour before them.
+    monkeypatch.setenv("LINK_MQ_TEST_FAIL_EMAIL", "user3@example.com")
+    real_time = time.time
+    with monkeypatch.context() as shifted:
+        shifted.setattr(time, "time", lambda: real_time() - 3600)
+        _start(runtime, workflow.start_linear())
+        _run_until_idle(runtime)
+    state = ProcessState(process_tables(runtime.settings.table_prefix))
+    with runtime.store.engine.connect() as connection:
+        (process,) = state.processes(connection)
+        tasks = state.tasks(connection, process.id)
+
+    stamps = [entry["at"] for task in tasks for entry in task.log]
+    assert stamps  # the failed task logged its error
+    assert process.finished_at is not None
+    assert all(process.started_at - 1 <= at <= process.finished_at + 1 for at in stamps)
+
+
 def test_processor__a_duplicate_or_late_answer_is_ignored(runtime: Runtime) -> None:
     _start(runtime, workflow.start_linear())
     _run_until_idle(runtime)
