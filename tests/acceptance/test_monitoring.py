@@ -69,19 +69,22 @@ def worker(broker_url: str, tmp_path: Path) -> Iterator[CeleryProcess]:
 
 
 # Celery's default time-out for inspect and control replies: every call here must answer
-# within it (and each call collects replies for that long).
+# within it. A call collects replies for that long, unless it names its destination(s) (or a
+# limit): then it ends as soon as they have answered.
 REPLY_TIMEOUT_S = 1.0
 
 
-def _ping(client: Celery) -> dict[str, Any]:
-    return client.control.inspect(timeout=REPLY_TIMEOUT_S).ping() or {}
+def _ping(client: Celery, limit: int | None = None) -> dict[str, Any]:
+    """The workers that answer a ping within REPLY_TIMEOUT_S: all of them (a full 1 s
+    collection), or the first ``limit`` (as soon as they answer)."""
+    return client.control.inspect(timeout=REPLY_TIMEOUT_S, limit=limit).ping() or {}
 
 
 def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryProcess) -> None:
-    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
-    inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
-
+    wait_for(lambda: bool(_ping(client, limit=1)), 60, "the worker to answer ping")
     (name,) = _ping(client)
+    inspect = client.control.inspect(destination=[name], timeout=REPLY_TIMEOUT_S)
+
     assert name.startswith("monitored-")
     assert "crash.work" in inspect.registered()[name]
     assert {queue["name"] for queue in inspect.active_queues()[name]} >= {"celery"}
@@ -90,15 +93,16 @@ def test_monitoring__inspect_and_control_answer(client: Celery, worker: CeleryPr
     assert inspect.reserved()[name] == []
     assert inspect.scheduled()[name] == []
 
-    replies = client.control.rate_limit("crash.work", "100/s", reply=True, timeout=REPLY_TIMEOUT_S)
+    to_it = {"destination": [name], "reply": True, "timeout": REPLY_TIMEOUT_S}
+    replies = client.control.rate_limit("crash.work", "100/s", **to_it)
     assert replies
     assert "ok" in replies[0][name]
-    replies = client.control.add_consumer("extra", reply=True, timeout=REPLY_TIMEOUT_S)
+    replies = client.control.add_consumer("extra", **to_it)
     assert "ok" in replies[0][name]
     wait_for(
         lambda: "extra" in {q["name"] for q in inspect.active_queues()[name]}, 10, "the new queue"
     )
-    replies = client.control.cancel_consumer("extra", reply=True, timeout=REPLY_TIMEOUT_S)
+    replies = client.control.cancel_consumer("extra", **to_it)
     assert "ok" in replies[0][name]
 
     client.control.broadcast("shutdown")
@@ -109,7 +113,7 @@ def test_monitoring__concurrent_inspect_calls_from_threads_all_get_the_reply(
     client: Celery, worker: CeleryProcess
 ) -> None:
     # Given a worker that answers ping, and 8 threads of one process
-    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    wait_for(lambda: bool(_ping(client, limit=1)), 60, "the worker to answer ping")
     (name,) = _ping(client)
     threads, calls = 8, 3
     answers: list[dict[str, Any]] = []
@@ -140,12 +144,12 @@ def test_monitoring__concurrent_inspect_calls_from_threads_all_get_the_reply(
 def test_monitoring__revoke_reaches_the_worker(
     client: Celery, worker: CeleryProcess, broker_url: str
 ) -> None:
-    wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+    wait_for(lambda: bool(_ping(client, limit=1)), 60, "the worker to answer ping")
     result = client.send_task("crash.work", args=(1, 0.0), countdown=3)
     client.control.revoke(result.id)
 
     (name,) = _ping(client)
-    inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
+    inspect = client.control.inspect(destination=[name], timeout=REPLY_TIMEOUT_S)
     wait_for(
         lambda: result.id in (inspect.revoked() or {}).get(name, []),
         20,
@@ -242,7 +246,7 @@ def test_monitoring__a_stopping_worker_sends_the_task_events_it_holds(
             log_path=tmp_path / "worker.log",
         )
         try:
-            wait_for(lambda: bool(_ping(client)), 60, "the worker to answer ping")
+            wait_for(lambda: bool(_ping(client, limit=1)), 60, "the worker to answer ping")
             results = [client.send_task("crash.work", args=(n, 0.0)) for n in range(3)]
             wait_for(lambda: runs.exists() and runs.read_text().count("done") == 3, 30, "the tasks")
             # The worker runs Celery's event loop on linkmq+, which sends the groups itself (the
@@ -347,18 +351,19 @@ def test_monitoring__two_workers_pool_control_broadcast_revoke_and_celery_status
         for name in names
     ]
     try:
-        wait_for(lambda: len(_ping(client)) == 2, 90, "both workers to answer ping")
-        inspect = client.control.inspect(timeout=REPLY_TIMEOUT_S)
+        wait_for(lambda: len(_ping(client, limit=2)) == 2, 90, "both workers to answer ping")
         nodes = sorted(_ping(client))
+        inspect = client.control.inspect(destination=nodes, timeout=REPLY_TIMEOUT_S)
 
         def pool_sizes() -> dict[str, int]:
             stats = inspect.stats() or {}
             return {node: len(stats[node]["pool"]["processes"]) for node in stats}
 
-        replies = client.control.pool_grow(1, reply=True, timeout=REPLY_TIMEOUT_S)
+        to_both = {"destination": nodes, "reply": True, "timeout": REPLY_TIMEOUT_S}
+        replies = client.control.pool_grow(1, **to_both)
         assert {name for reply in replies for name in reply} == set(nodes)
         wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 2), 30, "both pools to grow")
-        client.control.pool_shrink(1, reply=True, timeout=REPLY_TIMEOUT_S)
+        client.control.pool_shrink(1, **to_both)
         wait_for(lambda: pool_sizes() == dict.fromkeys(nodes, 1), 30, "both pools to shrink")
 
         revoked_id = str(uuid.uuid4())
