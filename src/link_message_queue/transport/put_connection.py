@@ -84,7 +84,10 @@ class PutConnection:
         # order, the connection's client encoding).
         self._prepared: dict[str, tuple[bytes, list[str], str]] = {}
         # Held by the thread running a statement: the connection is shared by the process.
-        self._lock = threading.Lock()
+        # Re-entrant, with ``_running``: a signal handler on that thread (celery beat's SIGTERM
+        # handler closes its broker connection) must not wait for the statement it interrupted.
+        self._lock = threading.RLock()
+        self._running = False
         _open.add(self)
 
     def put(self, row: PendingRow) -> bool:
@@ -94,20 +97,26 @@ class PutConnection:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            cursor = self._cursor if self._held is not None else self._open()
-            sql, parameters = self._statement(row)
+            if self._running:  # a signal handler interrupting this thread's own statement
+                return False
+            self._running = True
             try:
-                if self._prepare:
-                    self._execute_prepared(cursor.connection, sql, parameters)
-                else:
-                    cursor.execute(sql, parameters)
-            except self._dbapi_error as exc:
-                raise self._failed(cursor, sql, parameters, exc) from exc
-            except BaseException:
-                # Interrupted mid-statement: the connection's state is unknown.
-                self._discard()
-                raise
-            return True
+                cursor = self._cursor if self._held is not None else self._open()
+                sql, parameters = self._statement(row)
+                try:
+                    if self._prepare:
+                        self._execute_prepared(cursor.connection, sql, parameters)
+                    else:
+                        cursor.execute(sql, parameters)
+                except self._dbapi_error as exc:
+                    raise self._failed(cursor, sql, parameters, exc) from exc
+                except BaseException:
+                    # Interrupted mid-statement: the connection's state is unknown.
+                    self._discard()
+                    raise
+                return True
+            finally:
+                self._running = False
         finally:
             self._lock.release()
 
@@ -119,7 +128,13 @@ class PutConnection:
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            return self._select(sql, parameters)
+            if self._running:  # a signal handler interrupting this thread's own statement
+                return None
+            self._running = True
+            try:
+                return self._select(sql, parameters)
+            finally:
+                self._running = False
         finally:
             self._lock.release()
 
@@ -187,10 +202,16 @@ class PutConnection:
 
     def close(self) -> None:
         """Give the connection back to the pool (with its autocommit reset and ``settings``
-        restored; waits for a statement running in another thread); the next statement checks
-        one out again. Raises SQLAlchemy's ``DBAPIError`` when restoring the settings fails: the
+        restored; waits for a statement running in another thread, not for one of this thread
+        that a signal handler calling this interrupted); the next statement checks one out
+        again. Raises SQLAlchemy's ``DBAPIError`` when restoring the settings fails: the
         connection is then discarded, never returned with them."""
         with self._lock:
+            if self._running:
+                # A signal handler closing it in the middle of this thread's own statement:
+                # waiting would never end (celery beat then hung on SIGTERM until SIGKILLed).
+                # Left to the statement, which discards the connection if the handler raises.
+                return
             held, self._held, cursor, self._cursor = self._held, None, self._cursor, None
             previous, self._previous = self._previous, {}
             self._prepared = {}
@@ -260,7 +281,8 @@ class PutConnection:
 
     def _abandon_in_child(self) -> None:
         # A statement in another thread of the parent may have held the lock at the fork.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._running = False
         held, self._held, self._cursor = self._held, None, None
         self._prepared, self._previous = {}, {}
         if held is not None:
