@@ -13,22 +13,33 @@ from .processes import CeleryProcess
 pytestmark = pytest.mark.acceptance
 
 
-def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path) -> None:
-    if importlib.util.find_spec("pg8000") is not None:
-        pytest.skip("pg8000 is installed here: the test needs a driver that is not")
+def _refused_start(arguments: list[str], database_url: str, log_path: Path) -> str:
+    """Start a real worker that must refuse to start: its log, once it has exited 1 without a
+    traceback."""
     worker = CeleryProcess(
-        ["-A", "link_message_queue.celery_app", "worker", "-P", "solo", "--without-mingle"],
-        env={"LINK_MQ_DATABASE_URL": "postgresql+pg8000://app:secret@127.0.0.1/app"},
-        log_path=tmp_path / "worker.log",
+        ["-A", "link_message_queue.celery_app", *arguments, "-P", "solo"],
+        env={"LINK_MQ_DATABASE_URL": database_url},
+        log_path=log_path,
     )
     try:
         returncode = worker.process.wait(timeout=60)
     finally:
         worker.kill()
-
     log = worker.log()
-    assert returncode == 1
+    assert returncode == 1, log
     assert "Traceback" not in log
+    return log
+
+
+def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed here: the test needs a driver that is not")
+    log = _refused_start(
+        ["worker", "--without-mingle"],
+        "postgresql+pg8000://app:secret@127.0.0.1/app",
+        tmp_path / "worker.log",
+    )
+
     assert "link-mq worker: the database driver 'pg8000'" in log
     assert "pip install 'link-message-queue[postgres]'" in log
     assert "secret" not in log
@@ -48,18 +59,9 @@ def test_worker_startup__missing_database_driver_names_the_extra(tmp_path: Path)
 def test_worker_startup__linkmq_broker_without_a_database_url_names_the_expected_form(
     tmp_path: Path, broker: str, expected: list[str]
 ) -> None:
-    worker = CeleryProcess(
-        ["-A", "link_message_queue.celery_app", "-b", broker, "worker", "-P", "solo"],
-        env={"LINK_MQ_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"},
-        log_path=tmp_path / "worker.log",
+    log = _refused_start(
+        ["-b", broker, "worker"], f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log"
     )
-    try:
-        returncode = worker.process.wait(timeout=60)
-    finally:
-        worker.kill()
 
-    log = worker.log()
-    assert returncode == 1
-    assert "Traceback" not in log
     assert "gaierror" not in log
     assert all(text in log for text in expected), log
