@@ -59,6 +59,38 @@ def test_status__counts_what_the_queues_hold(
     assert "dead letters: 0" in table
 
 
+def test_status__oldest_age_is_of_ready_messages_only(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A message a consumer holds (an ETA task a worker keeps until its time) or one in a retry's
+    # back-off is not waiting: counted, a healthy queue's age grew for as long as it was held.
+    monkeypatch.setenv("LINK_MQ_DATABASE_URL", broker_url.removeprefix("linkmq+"))
+    with kombu.Connection(broker_url) as connection:
+        with closing(connection.SimpleQueue("status_held")) as queue:
+            queue.put("held")
+            queue.put("backing off")
+            store = connection.default_channel.store
+            held = store.messages.claim("status_held", "someone", 30.0, 1)
+            (delayed,) = store.messages.claim("status_held", "someone", 30.0, 1)
+            store.messages.release([delayed.id], "someone", delay_s=60.0)
+            time.sleep(0.2)  # both are older than what comes next
+            waiting = _queue_status(capsys, "status_held")
+            queue.put("ready")
+            ready = _queue_status(capsys, "status_held")
+            assert held
+
+    assert (waiting["ready"], waiting["leased"], waiting["delayed"]) == (0, 1, 1)
+    assert waiting["oldest_age_s"] is None
+    assert ready["ready"] == 1
+    assert 0 <= ready["oldest_age_s"] < 0.2  # the new one's age, not the held ones'
+
+
+def _queue_status(capsys: pytest.CaptureFixture[str], name: str) -> Any:
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    return next(queue for queue in status["queues"] if queue["name"] == name)
+
+
 def test_status__never_shows_a_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,9 +2,10 @@
 ``GET /metrics`` in the text exposition format (0.0.4), beside Flower's own task metrics.
 
 Everything is read from the database at scrape time, so one exporter serves every worker:
-queue depth, in flight, scheduled (a tick-mode retry's back-off), oldest message age, dead letters,
-live consumers, processes by status, what the last tick recorded (its lag and its consumer
-step's duration) and, with a RabbitMQ/Redis broker, what waits in the outbox for the relay."""
+queue depth, in flight, scheduled (a tick-mode retry's back-off), the oldest ready message's age,
+dead letters, live consumers, processes by status, what the last tick recorded (its lag and its
+consumer step's duration) and, with a RabbitMQ/Redis broker, what waits in the outbox for the
+relay."""
 
 from __future__ import annotations
 
@@ -68,7 +69,10 @@ def render_metrics(
         "Messages waiting for a tick-mode retry's back-off "
         "(a task waiting for its ETA is held by a worker: in flight).",
     )
-    oldest = _Family("queue_oldest_message_age_seconds", "Age of the oldest message, seconds.")
+    oldest = _Family(
+        "queue_oldest_message_age_seconds",
+        "Age of the oldest ready message (waiting for a consumer), seconds.",
+    )
     for queue in status.queues:
         ready.add(queue.ready, queue=queue.name)
         in_flight.add(queue.leased, queue=queue.name)

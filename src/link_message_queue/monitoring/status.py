@@ -88,8 +88,10 @@ def read_status(
             sa.func.sum(sa.case((states.ready(message, now), 1), else_=0)),
             sa.func.sum(sa.case((states.leased(message, now), 1), else_=0)),
             sa.func.sum(sa.case((states.delayed(message, now), 1), else_=0)),
-            # The oldest message still to be delivered: an expired one is none of the three.
-            sa.func.min(sa.case((states.live(message, now), message.c.created_at))),
+            # The oldest ready message: one a consumer could take now and none has. A leased
+            # one (an ETA task a worker holds until its time, a long task) or one in a retry's
+            # back-off is not waiting, and counted it made the age of a healthy queue grow.
+            sa.func.min(sa.case((states.ready(message, now), message.c.created_at))),
         ).group_by(message.c.queue)
         by_name = {
             name: QueueStatus(
