@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from ..db import QueueTables, database_now, read_only
+from ..db.dialects import chunked, parameter_limit
 from ..text import counted
 
 if TYPE_CHECKING:
@@ -133,20 +134,32 @@ class DeadLetters:
             # a run that reads rows another is requeuing waits for it to commit, and then no
             # longer sees them. A plain read let both publish the same rows.
             query = sa.select(self.table).order_by(self.table.c.id).with_for_update()
-            if ids is not None:
-                query = query.where(self.table.c.id.in_(ids))
-            letters = [DeadLetter(**row._mapping) for row in connection.execute(query)]
+            # Lists of ids go in chunks within the database's parameter limit (SQLite's may
+            # be 999); the chunks of the sorted ids keep the locks in id order.
+            per_statement = parameter_limit(connection) - 1
+            if ids is None:
+                rows = list(connection.execute(query))
+            else:
+                rows = [
+                    row
+                    for chunk in chunked(sorted(set(ids)), per_statement)
+                    for row in connection.execute(query.where(self.table.c.id.in_(chunk)))
+                ]
+            letters = [DeadLetter(**row._mapping) for row in rows]
             missing = sorted(set(ids or ()) - {letter.id for letter in letters})
             if missing:
                 raise LookupError(f"no dead letters with ids {missing}")
             taken = [letter.id for letter in letters]
-            deleted = connection.execute(sa.delete(self.table).where(self.table.c.id.in_(taken)))
-            if deleted.rowcount != len(taken):
+            deleted = sum(
+                connection.execute(sa.delete(self.table).where(self.table.c.id.in_(chunk))).rowcount
+                for chunk in chunked(taken, per_statement)
+            )
+            if deleted != len(taken):
                 # The lock rules this out; if a database ever lets it happen, publish nothing
                 # rather than a letter another run has published.
                 raise RuntimeError(
                     f"requeue locked {counted(len(taken), 'dead letter')} but deleted "
-                    f"{deleted.rowcount}: another run took some; nothing was requeued"
+                    f"{deleted}: another run took some; nothing was requeued"
                 )
             for letter in letters:
                 producer.publish_body(letter.body, connection)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..db import QueueTables, database_now
+from ..db.dialects import chunked, parameter_limit
 from ..db.locks import Locks
 from ..transport import DEFAULT_MAX_MESSAGE_BYTES, MessageStore, PublishRefusedError, writing_in
 
@@ -100,9 +101,11 @@ class Outbox:
             ]
 
     def delete(self, ids: Sequence[int]) -> None:
-        """Delete the rows with ``ids`` (relayed)."""
+        """Delete the rows with ``ids`` (relayed), in one transaction (statements of as many
+        ids as the database's parameter limit allows)."""
         with self.engine.begin() as connection:
-            connection.execute(sa.delete(self.table).where(self.table.c.id.in_(ids)))
+            for chunk in chunked(ids, parameter_limit(connection)):
+                connection.execute(sa.delete(self.table).where(self.table.c.id.in_(chunk)))
 
     def size(self) -> int:
         """How many rows wait to be relayed."""

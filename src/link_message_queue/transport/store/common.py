@@ -6,12 +6,13 @@ differently. Built with SQLAlchemy's expression language, so one text serves eve
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from ...db import SECONDS, QueueTables
+from ...db.dialects import chunked, parameter_limit
 from .. import states
 from ..put_connection import PutConnection, hold_shared, let_go_shared
 from ..rows import INSERT_COLUMNS, ClaimedRow, PendingRow
@@ -20,6 +21,8 @@ from .connections import Connections
 
 # The columns a new row fills, for the statements written as text (SQLite, PostgreSQL).
 INSERT_COLUMNS_SQL = ", ".join(INSERT_COLUMNS)
+# Parameters a statement over a list of ids keeps for its others (owner, times, mark).
+OTHER_PARAMETERS = 16
 
 
 class CommonMessages:
@@ -131,13 +134,27 @@ class CommonMessages:
 
     # -- after a claim ---------------------------------------------------------------------
 
+    def _ids_in(
+        self, connection: sa.Connection, ids: Sequence[int]
+    ) -> Iterator[sa.ColumnElement[bool]]:
+        """ "id among ``ids``", one condition a statement: as many as keep each statement
+        within the connection's parameter limit (``db.dialects.parameter_limit``; a worker
+        may hold tens of thousands of prefetched ETA tasks). PostgreSQL overrides it with one
+        array parameter."""
+        per_statement = parameter_limit(connection) - OTHER_PARAMETERS
+        for chunk in chunked(ids, per_statement):
+            yield self.message.c.id.in_(chunk)
+
     def ack(self, ids: Sequence[int]) -> int:
         """See ``MessageSQL.ack``."""
         if not ids:
             return 0
         message = self.message
         with self._db.single.begin() as connection:
-            return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
+            return sum(
+                connection.execute(sa.delete(message).where(in_ids)).rowcount
+                for in_ids in self._ids_in(connection, ids)
+            )
 
     def release(self, ids: Sequence[int], owner: str, delay_s: float = 0.0) -> int:
         """See ``MessageSQL.release``."""
@@ -145,22 +162,29 @@ class CommonMessages:
             return 0
         message = self.message
         with self._db.single.begin() as connection:
-            return connection.execute(
-                sa.update(message)
-                .where(message.c.id.in_(ids), message.c.lease_owner == owner)
-                .values(visible_at=self._db.now() + delay_s, lease_owner=None)
-            ).rowcount
+            return sum(
+                connection.execute(
+                    sa.update(message)
+                    .where(in_ids, message.c.lease_owner == owner)
+                    .values(visible_at=self._db.now() + delay_s, lease_owner=None)
+                ).rowcount
+                for in_ids in self._ids_in(connection, ids)
+            )
 
     def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
-        """See ``MessageSQL.renew``."""
+        """See ``MessageSQL.renew``: all ``ids`` in one call, in as many statements as the
+        database's parameter limit asks for."""
         id_list = list(ids)
         if not id_list:
             return set()
         message = self.message
-        held = sa.and_(message.c.id.in_(id_list), message.c.lease_owner == owner)
-        renew = sa.update(message).where(held).values(visible_at=self._db.now() + lease_s)
+        renewed: set[int] = set()
         with self._db.single.begin() as connection:
-            return self._renew_in(connection, held, renew)
+            for in_ids in self._ids_in(connection, id_list):
+                held = sa.and_(in_ids, message.c.lease_owner == owner)
+                renew = sa.update(message).where(held).values(visible_at=self._db.now() + lease_s)
+                renewed |= self._renew_in(connection, held, renew)
+        return renewed
 
     def _renew_in(
         self, connection: sa.Connection, held: sa.ColumnElement[bool], renew: sa.Update
@@ -204,7 +228,7 @@ class CommonMessages:
                 sa.delete(message).where(message.c.id.in_(self._expired(limit).scalar_subquery()))
             ).rowcount
 
-    def _expired(self, limit: int) -> sa.Select[tuple[int]]:
+    def _expired(self, limit: int) -> sa.Select[int]:
         message = self.message
         return sa.select(message.c.id).where(states.expired(message, self._db.now())).limit(limit)
 

@@ -57,7 +57,7 @@ class MysqlMessages(CommonMessages):
                     raise
         raise AssertionError("unreachable")
 
-    def _ready(self, queue: str, now: sa.ColumnElement[float], limit: int) -> sa.Select[tuple[int]]:
+    def _ready(self, queue: str, now: sa.ColumnElement[float], limit: int) -> sa.Select[int]:
         """Ids of the next ``limit`` ready messages of ``queue``, in delivery order."""
         message = self.message
         return (
@@ -68,18 +68,20 @@ class MysqlMessages(CommonMessages):
         )
 
     def _claim_once(
-        self, ready: sa.Select[tuple[int]], lease: dict[str, Any], acked: Sequence[int]
+        self, ready: sa.Select[int], lease: dict[str, Any], acked: Sequence[int]
     ) -> Sequence[Any]:
         message = self.message
         returned = (message.c.id, message.c.payload, message.c.delivery_count, message.c.priority)
         with self._db.engine.begin() as connection:
-            if acked:
-                connection.execute(sa.delete(message).where(message.c.id.in_(acked)))
+            for in_acked in self._ids_in(connection, acked):
+                connection.execute(sa.delete(message).where(in_acked))
             ids = list(connection.execute(ready).scalars())
-            if not ids:
-                return []
-            connection.execute(sa.update(message).where(message.c.id.in_(ids)).values(**lease))
-            return connection.execute(sa.select(*returned).where(message.c.id.in_(ids))).all()
+            claimed: list[Any] = []
+            # In chunks within the parameter limit (``limit`` is a prefetch count: unbounded).
+            for in_ids in self._ids_in(connection, ids):
+                connection.execute(sa.update(message).where(in_ids).values(**lease))
+                claimed += connection.execute(sa.select(*returned).where(in_ids)).all()
+            return claimed
 
     def take(self, queue: str, limit: int, acked: Sequence[int] = ()) -> list[ClaimedRow]:
         """See ``MessageSQL.take``: a claim, then an ack of what it claimed."""
@@ -100,4 +102,7 @@ class MysqlMessages(CommonMessages):
         message = self.message
         with self._db.engine.begin() as connection:
             ids = list(connection.execute(self._expired(limit)).scalars())
-            return connection.execute(sa.delete(message).where(message.c.id.in_(ids))).rowcount
+            return sum(
+                connection.execute(sa.delete(message).where(in_ids)).rowcount
+                for in_ids in self._ids_in(connection, ids)
+            )

@@ -32,13 +32,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from ...db import QueueTables
+from ...db.dialects import chunked, sqlite_variable_limit
 from .. import states
 from ..put_connection import PutConnection
 from ..rows import INSERT_COLUMNS, ClaimedRow, PendingRow
-from .common import INSERT_COLUMNS_SQL, CommonMessages, in_delivery_order
+from .common import INSERT_COLUMNS_SQL, OTHER_PARAMETERS, CommonMessages, in_delivery_order
 from .connections import Connections
 
-# One INSERT carries at most this many rows (7 parameters each; SQLite >= 3.32 allows 32,766).
+# One INSERT carries at most this many rows (7 parameters each), fewer where the connection's
+# variable limit is lower (SQLite >= 3.32 allows 32,766, older ones 999: 142 rows).
 _ROWS_PER_INSERT = 1000
 # How long a taken (no-ack) row stays leased before its DELETE: only a process that dies in
 # between leaves it, and then it is delivered again.
@@ -98,11 +100,11 @@ class SqliteMessages(CommonMessages):
     def _put_many_alone(self, rows: Sequence[PendingRow]) -> None:
         # One statement, or one transaction when there are more than fit in one, holding the
         # write lock only while SQLite works.
-        statements = self._insert_statements(rows)
-        if len(statements) == 1:
-            self._execute(*statements[0])
-            return
         with self._connection() as db:
+            statements = self._insert_statements(rows, sqlite_variable_limit(db))
+            if len(statements) == 1:
+                db.execute(*statements[0])
+                return
             db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, parameters in statements:
@@ -113,15 +115,18 @@ class SqliteMessages(CommonMessages):
                 raise
 
     def _insert_many(self, connection: sa.Connection, rows: Sequence[PendingRow]) -> None:
-        for sql, parameters in self._insert_statements(rows):
+        variables = sqlite_variable_limit(connection.connection.driver_connection)  # type: ignore[arg-type]
+        for sql, parameters in self._insert_statements(rows, variables):
             connection.exec_driver_sql(sql, parameters)
 
-    def _insert_statements(self, rows: Sequence[PendingRow]) -> list[tuple[str, tuple[Any, ...]]]:
+    def _insert_statements(
+        self, rows: Sequence[PendingRow], variables: int
+    ) -> list[tuple[str, tuple[Any, ...]]]:
         """The multi-row INSERTs (SQL, qmark parameters) that write ``rows`` in order, all
-        timed now."""
-        chunks = [rows[i : i + _ROWS_PER_INSERT] for i in range(0, len(rows), _ROWS_PER_INSERT)]
+        timed now, each with at most ``variables`` parameters (the connection's limit)."""
+        per_insert = min(_ROWS_PER_INSERT, max(1, variables // len(INSERT_COLUMNS)))
         now = time.time()
-        return [self._insert_chunk(chunk, now) for chunk in chunks]
+        return [self._insert_chunk(chunk, now) for chunk in chunked(rows, per_insert)]
 
     def claim(
         self, queue: str, owner: str, lease_s: float, limit: int, acked: Sequence[int] = ()
@@ -155,6 +160,8 @@ class SqliteMessages(CommonMessages):
         self, db: sqlite3.Connection, queue: str, owner: str, lease_s: float, limit: int
     ) -> list[Row]:
         now = time.time()
+        # The UPDATE names each id: a claim leases no more than one statement can name.
+        limit = min(limit, sqlite_variable_limit(db) - OTHER_PARAMETERS)
         ready: list[Row] = db.execute(
             self._ready_sql, {"queue": queue, "now": now, "limit": limit}
         ).fetchall()
@@ -191,10 +198,14 @@ class SqliteMessages(CommonMessages):
             return mark
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[int]) -> int:
-        placeholders = ",".join("?" * len(ids))
-        deleted: int = db.execute(
-            f"DELETE FROM {self._table} WHERE id IN ({placeholders})", tuple(ids)
-        ).rowcount
+        # Autocommit, a statement per chunk within the connection's variable limit: an ack
+        # needs no atomicity (each row deleted is done with).
+        deleted = 0
+        for chunk in chunked(ids, sqlite_variable_limit(db)):
+            placeholders = ",".join("?" * len(chunk))
+            deleted += db.execute(
+                f"DELETE FROM {self._table} WHERE id IN ({placeholders})", tuple(chunk)
+            ).rowcount
         return deleted
 
     def _insert_chunk(self, rows: Sequence[PendingRow], now: float) -> tuple[str, tuple[Any, ...]]:
