@@ -213,18 +213,26 @@ class LeaseKeeper:
         # x-expires Celery asks for (10 s for its reply and control queues).
         period_s = min(self._renew_interval_s, TOUCH_INTERVAL_S)
         while not self._stopping.wait(period_s):
-            try:
-                self.renew_now()
-                self._say_alive()
-                if self._cleanup_interval_s is not None and time.monotonic() >= next_cleanup:
-                    next_cleanup = time.monotonic() + self._cleanup_interval_s
-                    self.clean()
-            except Exception as exc:
-                # The database may be down: say so and try again next round; the leases last
-                # lease_s, three renewal rounds by default.
-                logger.error(
-                    "lease renewal failed: %s: %s",
-                    type(exc).__name__,
-                    exc,
-                    extra={"action": "renew"},
-                )
+            # Each step on its own: a renewal that fails (the database down, a statement it
+            # refuses) must not stop the heartbeat that keeps the queues alive, nor the cleaner.
+            self._step("lease renewal", "renew", self.renew_now)
+            self._step("consumer heartbeat", "heartbeat", self._say_alive)
+            if self._cleanup_interval_s is not None and time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + self._cleanup_interval_s
+                self._step("cleanup", "expire", self.clean)
+
+    @staticmethod
+    def _step(what: str, action: str, step: Callable[[], object]) -> None:
+        """Run one step of a round; an exception is logged as an error (``what`` failed) and
+        the step is tried again next round: the leases last ``lease_s``, three rounds by
+        default."""
+        try:
+            step()
+        except Exception as exc:
+            logger.error(
+                "%s failed: %s: %s",
+                what,
+                type(exc).__name__,
+                exc,
+                extra={"action": action},
+            )

@@ -1,10 +1,12 @@
 """Statements whose parameters grow with the data stay within the database's limit: a worker
 holding tens of thousands of prefetched ETA tasks renews and releases them all (psycopg refuses
 more than 65,535 parameters a statement; SQLite before 3.32 allows 999), a batch publish of
-hundreds of messages commits on such a SQLite."""
+hundreds of messages commits on such a SQLite, and a failing renewal does not stop the
+consumer's heartbeat."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from sqlalchemy import event
 from link_message_queue.db import engine_for
 from link_message_queue.db.schema import queue_tables
 from link_message_queue.transport import upgrade
+from link_message_queue.transport.leases import LeaseKeeper
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.rows import PendingRow
 from link_message_queue.transport.store import MessageStore
@@ -139,5 +142,44 @@ def test_parameter_limits__postgres_renews_70000_held_ids_in_one_call(
     finally:
         with engine.begin() as connection:
             connection.execute(sa.text(f"DELETE FROM {table} WHERE queue = :q"), {"q": queue})
+        store.close()
+        engine.dispose()
+
+
+def test_parameter_limits__the_heartbeat_beats_while_renewals_fail(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a keeper holding an id the database refuses (past SQLite's 64-bit integers), so
+    # that every renewal raises
+    engine = engine_for(sqlite_url, TransportOptions())
+    upgrade(engine, "linkmq_")
+    store = MessageStore(engine, queue_tables("linkmq_"))
+    store.queues.declare_queue("alive", None)
+    keeper = LeaseKeeper(
+        store,
+        "beating",
+        lease_s=3.0,
+        renew_interval_s=0.05,
+        cleanup_interval_s=None,
+        active_queues=lambda: ["alive"],
+    )
+    caplog.set_level(logging.ERROR, logger="link_message_queue.transport.leases")
+    consumer = store.tables.consumer
+    try:
+        keeper.hold([2**70], time.monotonic())
+        # When its rounds run, Then each renewal failure is logged and the heartbeat still
+        # lists the consumer
+        deadline = time.monotonic() + 5
+        beat = None
+        while beat is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with engine.connect() as connection:
+                beat = connection.execute(
+                    sa.select(consumer.c.queues).where(consumer.c.owner == "beating")
+                ).scalar_one_or_none()
+        assert beat == '["alive"]'
+        assert any("lease renewal failed" in r.getMessage() for r in caplog.records)
+    finally:
+        keeper.stop()
         store.close()
         engine.dispose()
