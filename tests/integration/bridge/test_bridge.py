@@ -4,6 +4,7 @@ dead letters, worker mode, loop safety."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -557,3 +558,24 @@ def test_ticks__registered_listeners_hear_every_tick(database_url: str) -> None:
 
     assert heard == [tick]
     assert runtime.step_listener.last_result.processed == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("which", ["all", "ids"])
+def test_dead_letters__requeue_of_more_letters_than_sqlite_takes_parameters(
+    runtime: Runtime, which: str
+) -> None:
+    # Given a SQLite that allows 999 variables a statement (before 3.32) and 1,200 dead letters
+    engine = runtime.store.engine
+
+    @sa.event.listens_for(engine, "connect")
+    def _old_limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    engine.dispose()
+    ids = _dead_letter_items(runtime, 1200)
+    # When all are requeued, Then each is queued once and none is left
+    requeued = runtime.dead_letters.requeue(runtime.producer, None if which == "all" else ids)
+    assert requeued == ids
+    assert runtime.dead_letters.count() == 0
+    assert _queued(runtime) == 1200
