@@ -87,7 +87,9 @@ def send_many(
     when they have receivers. With ``task_always_eager`` each call runs at once through
     ``apply_async``.
 
-    Raises ``TypeError`` for arguments the task does not accept (as ``apply_async`` does),
+    Raises ``TypeError`` for an item of ``arguments`` that is not a list or tuple (naming its
+    index) or ``kwargs`` that is not a mapping (``apply_async`` refuses them too), for
+    arguments the task does not accept (as ``apply_async`` does),
     ``ValueError`` for a task whose options ask for per-message timing (``countdown``,
     ``eta``, ``expires``) or a route to an exchange other than direct, ``TransportError``
     when the app's broker is not ``linkmq+`` or ``connection`` is to another database,
@@ -95,7 +97,10 @@ def send_many(
     message over the transport's ``max_message_bytes``, and SQLAlchemy errors of the write
     (from this call or from the caller's commit).
     """
-    calls = [tuple(args) for args in arguments]
+    calls = _calls(arguments)
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        # As apply_async (Celery's as_task_v2): otherwise a list of pairs would become a dict.
+        raise TypeError(f"send_many's kwargs must be a mapping, not {type(kwargs).__name__}")
     call_kwargs = dict(kwargs or {})
     options: dict[str, Any] = {
         key: value for key, value in task._get_exec_options().items() if value is not None
@@ -265,6 +270,27 @@ def _argsrepr(args: tuple[Any, ...], maxsize: int, maxlevels: int) -> str:
         if len(text) < maxsize:
             return text
     return str(saferepr(args, maxsize, maxlevels=maxlevels))
+
+
+def _calls(arguments: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Each item of ``arguments`` as a tuple, raising ``TypeError`` (naming the item's index)
+    for one that is not a list or tuple, as Celery's ``apply_async`` refuses such ``args``:
+    ``tuple()`` of a string, a dict or a set would silently make other calls (its characters,
+    its keys)."""
+    if isinstance(arguments, (str, bytes, Mapping)):
+        raise TypeError(
+            "send_many's arguments must be an iterable of argument lists or tuples, "
+            f"not {type(arguments).__name__}"
+        )
+    calls = []
+    for index, args in enumerate(arguments):
+        if not isinstance(args, (list, tuple)):
+            raise TypeError(
+                f"send_many's arguments[{index}] must be a list or tuple of the call's "
+                f"positional arguments, not {type(args).__name__}: {args!r:.80}"
+            )
+        calls.append(tuple(args))
+    return calls
 
 
 def _check_arguments(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -263,6 +263,33 @@ def test_send_many__refuses_what_it_cannot_send(app: Celery, broker_url: str) ->
     assert _messages(broker_url, "bulk") == []
 
 
+@pytest.mark.parametrize(
+    ("arguments", "kwargs", "refused"),
+    [
+        ([(1, 2.0), "ab"], None, r"arguments\[1\] must be a list or tuple.*not str"),
+        ([{"a": 1, "b": 2.0}], None, r"arguments\[0\] must be a list or tuple.*not dict"),
+        ([(1, 2.0), 3], None, r"arguments\[1\] must be a list or tuple.*not int"),
+        ("ab", None, "not str"),
+        ([(1,)], [("b", 2.0)], "kwargs must be a mapping"),
+    ],
+    ids=["a-string-item", "a-dict-item", "an-int-item", "a-string", "kwargs-pairs"],
+)
+def test_send_many__refuses_an_item_that_is_not_an_argument_list(
+    app: Celery, broker_url: str, arguments: Any, kwargs: Any, refused: str
+) -> None:
+    # Given items apply_async refuses as args ("task args must be a list or tuple"), which
+    # tuple() would turn into other calls: a string's characters, a dict's keys
+    add = _task(app)
+    engine = _app_engine(broker_url)
+    with engine.begin() as connection:
+        # When send_many is given them, even after valid items, and the caller commits
+        with pytest.raises(TypeError, match=refused):
+            send_many(add, arguments, connection, kwargs=kwargs)
+    engine.dispose()
+    # Then it raised before writing anything
+    assert _messages(broker_url, "bulk") == []
+
+
 def test_send_many__refuses_a_broker_other_than_linkmq(sqlite_url: str) -> None:
     app = Celery("send-many-memory", broker="memory://")
     add = _task(app)
