@@ -12,13 +12,14 @@ order of ids among committed rows.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..db import QueueTables, database_now
+from ..db import QueueTables, database_now, ensure_schema, ensure_schema_in
 from ..db.dialects import chunked, parameter_limit
 from ..db.locks import Locks
 from ..transport import DEFAULT_MAX_MESSAGE_BYTES, MessageStore, PublishRefusedError, writing_in
@@ -42,12 +43,44 @@ class OutboxRow:
 
 class Outbox:
     """The outbox table: workflow messages written in the application's transaction and relayed to a
-    broker that is not the application database (RabbitMQ, Redis) after commit. Database errors
-    propagate as ``sqlalchemy.exc.SQLAlchemyError``."""
+    broker that is not the application database (RabbitMQ, Redis) after commit. The first write
+    checks the schema as the ``linkmq+`` transport does on connect: migrates it when
+    ``auto_migrate`` (default: on SQLite, the embedded default), else raises
+    ``SchemaMissingError`` saying to run ``link-mq db upgrade``. Database errors propagate as
+    ``sqlalchemy.exc.SQLAlchemyError``."""
 
-    def __init__(self, engine: sa.Engine, tables: QueueTables) -> None:
+    def __init__(
+        self, engine: sa.Engine, tables: QueueTables, *, auto_migrate: bool | None = None
+    ) -> None:
         self.engine = engine
         self.table = tables.outbox
+        self.prefix = tables.prefix
+        self.auto_migrate = auto_migrate
+        self._schema_checked = False
+        self._schema_lock = threading.Lock()
+        # The caller's transaction that created the tables, until one after it finds them.
+        self._migrated_in: sa.RootTransaction | None = None
+
+    def _ensure_schema(self, connection: sa.Connection | None) -> None:
+        # With a RabbitMQ/Redis broker nothing else creates or checks the tables before the
+        # first dispatch: without this a fresh database gave a raw "no such table" error.
+        if self._schema_checked:
+            return
+        if connection is not None:
+            # In the caller's transaction: on SQLite it holds the write lock from its start, so
+            # a migration on another connection would wait for it. Tables created in it exist
+            # only if it commits: not cached while that transaction is the one checking.
+            transaction = connection.get_transaction()
+            if ensure_schema_in(connection, self.prefix, self.auto_migrate):
+                if transaction is None or transaction is not self._migrated_in:
+                    self._schema_checked = True
+            else:
+                self._migrated_in = connection.get_transaction()
+            return
+        with self._schema_lock:
+            if not self._schema_checked:
+                ensure_schema(self.engine, self.prefix, self.auto_migrate)
+                self._schema_checked = True
 
     def add(
         self,
@@ -62,6 +95,7 @@ class Outbox:
         when it commits, gone if it rolls back), or in one of its own. A body over the message
         size limit is refused here (``PublishRefusedError``), before it is stored."""
         _check_size(queue, body)
+        self._ensure_schema(connection)
         row = {"queue": queue, "body": body, "countdown_s": countdown_s, "retries": retries}
         if connection is not None:
             with writing_in(connection):
@@ -82,6 +116,7 @@ class Outbox:
         is stored, so a caller that catches the error and commits commits none of them."""
         for body in bodies:
             _check_size(queue, body)
+        self._ensure_schema(connection)
         for body in bodies:
             self.add(queue, body, connection)
 

@@ -21,7 +21,7 @@ from .engines import (
     sqlite_engine,
 )
 from .errors import DriverMissingError, SchemaMissingError, TransportError, TransportOptionError
-from .migrate import ensure_schema, upgrade
+from .migrate import ensure_schema, ensure_schema_in, upgrade
 from .schema import (
     SCHEMA_REVISION,
     SECONDS,
@@ -54,6 +54,7 @@ __all__ = [
     "database_url",
     "engine_for",
     "ensure_schema",
+    "ensure_schema_in",
     "masked",
     "process_tables",
     "queue_tables",

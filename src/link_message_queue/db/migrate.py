@@ -70,6 +70,12 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
     one transaction; safe to run concurrently (PostgreSQL: an advisory lock; SQLite: the write
     lock) and repeatedly. Returns the revision the schema is at, e.g. ``"0006"``. Database
     errors propagate (``sqlalchemy.exc.SQLAlchemyError``) and roll the whole upgrade back."""
+    with engine.begin() as connection:
+        return _upgrade_in(connection, prefix)
+
+
+def _upgrade_in(connection: sa.Connection, prefix: str) -> str:
+    """``upgrade`` in ``connection``'s transaction (committed or rolled back by its owner)."""
     with _quiet_alembic():
         from alembic import command  # noqa: PLC0415 - see current_revision
         from alembic.config import Config  # noqa: PLC0415
@@ -77,22 +83,21 @@ def upgrade(engine: sa.Engine, prefix: str) -> str:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["table_prefix"] = prefix
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
-        # On SQLite the transport's engine begins with BEGIN IMMEDIATE: the write lock
-        # serialises concurrent upgrades the same way.
-        before = current_revision(connection, prefix)
-        config.attributes["connection"] = connection
-        with _quiet_alembic():
-            command.upgrade(config, "head")
-        after = current_revision(connection, prefix)
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+    # On SQLite the transport's engine begins with BEGIN IMMEDIATE: the write lock
+    # serialises concurrent upgrades the same way.
+    before = current_revision(connection, prefix)
+    config.attributes["connection"] = connection
+    with _quiet_alembic():
+        command.upgrade(config, "head")
+    after = current_revision(connection, prefix)
     if before != after:
         logger.info(
             "schema upgraded from %s to %s on %s",
             before,
             after,
-            masked(engine.url),
+            masked(connection.engine.url),
             extra={"action": "migrate"},
         )
     return after or ""
@@ -111,8 +116,31 @@ def ensure_schema(engine: sa.Engine, prefix: str, auto_migrate: bool | None = No
     if auto_migrate:
         upgrade(engine, prefix)
         return
+    raise _schema_missing(engine.url, prefix, revision)
+
+
+def _schema_missing(url: sa.URL, prefix: str, revision: str | None) -> SchemaMissingError:
     found = "no queue tables" if revision is None else f"schema revision {revision}"
-    raise SchemaMissingError(
-        f"{masked(engine.url)} has {found} under prefix {prefix!r}, "
+    return SchemaMissingError(
+        f"{masked(url)} has {found} under prefix {prefix!r}, "
         f"this version needs {SCHEMA_REVISION}: run `link-mq db upgrade`"
     )
+
+
+def ensure_schema_in(
+    connection: sa.Connection, prefix: str, auto_migrate: bool | None = None
+) -> bool:
+    """``ensure_schema`` inside ``connection``'s transaction, for a write the caller's
+    transaction makes (on SQLite it holds the write lock from its start, so another connection
+    could not migrate before it ends). True when the schema was at ``SCHEMA_REVISION`` already;
+    False when it was upgraded here (the tables exist only if the caller commits). Raises
+    ``SchemaMissingError`` as ``ensure_schema`` does."""
+    revision = current_revision(connection, prefix)
+    if revision == SCHEMA_REVISION:
+        return True
+    if auto_migrate is None:
+        auto_migrate = connection.dialect.name == "sqlite"
+    if auto_migrate:
+        _upgrade_in(connection, prefix)
+        return False
+    raise _schema_missing(connection.engine.url, prefix, revision)

@@ -12,7 +12,12 @@ from link_message_queue.bridge.outbox import Outbox, OutboxRelay, OutboxRow
 from link_message_queue.db import engine_for
 from link_message_queue.db.locks import Locks
 from link_message_queue.db.schema import queue_tables
-from link_message_queue.transport import DEFAULT_MAX_MESSAGE_BYTES, PublishRefusedError, upgrade
+from link_message_queue.transport import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    PublishRefusedError,
+    SchemaMissingError,
+    upgrade,
+)
 from link_message_queue.transport.options import TransportOptions
 from link_message_queue.transport.store import MessageStore
 
@@ -34,6 +39,38 @@ def test_outbox__rows_follow_the_callers_transaction(store: MessageStore) -> Non
         connection.rollback()  # the caller's transaction fails
     outbox.add("q", "own transaction")
     assert [row.body for row in outbox.oldest(10)] == ["kept", "own transaction"]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["add", "add_many"])
+def test_outbox__first_write_on_a_database_without_the_tables(
+    database_url: str, many: bool
+) -> None:
+    # Given a database without the tables (as a Redis/RabbitMQ broker's first dispatch sees it)
+    prefix = f"f{uuid.uuid4().hex[:8]}_"
+    engine = engine_for(database_url, TransportOptions(table_prefix=prefix))
+    outbox = Outbox(engine, queue_tables(prefix))
+
+    def write(body: str, *, commit: bool = True) -> None:
+        with engine.connect() as connection:
+            if many:
+                outbox.add_many("q", [body], connection)
+            else:
+                outbox.add("q", body, connection)
+            if commit:
+                connection.commit()
+
+    if engine.dialect.name == "sqlite":
+        # Then on SQLite the tables are created, as the transport creates them on connect,
+        # in the caller's transaction (which holds SQLite's write lock): a rollback drops
+        # them, and the next write creates them again
+        write("rolled back", commit=False)
+        write("first")
+        assert [row.body for row in outbox.oldest(10)] == ["first"]
+    else:
+        # Then on PostgreSQL the transport's error says what to run, not a raw SQL error
+        with pytest.raises(SchemaMissingError, match="run `link-mq db upgrade`"):
+            write("first")
+        assert f"{prefix}outbox" not in sa.inspect(engine).get_table_names()
 
 
 def test_outbox__add_many_with_a_body_over_the_limit_stores_none(store: MessageStore) -> None:
