@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import time
@@ -139,7 +140,8 @@ class Channel(virtual.Channel):
     def _ttl_s(self, queue: str, properties: dict[str, Any]) -> float | None:
         """How long the message lives, in seconds (None: for ever): its own ``expiration`` or
         its queue's ``x-message-ttl``, whichever is shorter. The store adds it to the
-        database's now."""
+        database's now. Raises ``PublishRefusedError`` for an ``expiration`` (milliseconds,
+        as AMQP's text) that is not a number of zero or more."""
         try:
             queue_ttl_s = self._message_ttl_s[queue]
         except KeyError:
@@ -147,7 +149,7 @@ class Channel(virtual.Channel):
         expiration_ms = properties.get("expiration")
         if expiration_ms is None:
             return queue_ttl_s
-        own_ttl_s = float(str(expiration_ms)) / 1000
+        own_ttl_s = _expiration_s(queue, expiration_ms)
         return own_ttl_s if queue_ttl_s is None else min(own_ttl_s, queue_ttl_s)
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
@@ -450,3 +452,21 @@ def check_name(kind: str, name: str) -> None:
             f"{kind} {name[:40]!r}… is {len(name.encode()):,} bytes; AMQP 0-9-1 names are at "
             f"most {MAX_NAME_BYTES} bytes (RabbitMQ refuses longer ones too)"
         )
+
+
+def _expiration_s(queue: str, expiration_ms: object) -> float:
+    """A message's ``expiration`` property (milliseconds, text or number) in seconds; raises
+    ``PublishRefusedError`` unless it is a finite number of zero or more. RabbitMQ refuses a
+    negative one; stored, it would expire the message unseen. 0 is accepted, as RabbitMQ
+    accepts it (the message expires at once unless a consumer takes it first)."""
+    try:
+        expiration = float(str(expiration_ms))
+    except ValueError:
+        expiration = math.nan
+    if not (math.isfinite(expiration) and expiration >= 0):
+        raise PublishRefusedError(
+            f"message for queue {queue!r} has expiration {expiration_ms!r}: the message TTL "
+            "must be a number of milliseconds of 0 or more (kombu's expiration: seconds)"
+        )
+    return expiration / 1000
+

@@ -244,6 +244,21 @@ def test_transport__message_over_the_size_limit_is_refused(broker_url: str) -> N
             assert queue.qsize() == 0
 
 
+def test_transport__a_negative_expiration_is_refused_and_nothing_is_stored(
+    broker_url: str,
+) -> None:
+    # Before: expiration=-1 was stored with a TTL of -1 s, and the message expired unseen;
+    # RabbitMQ refuses a negative expiration.
+    with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as connection:
+        with closing(connection.SimpleQueue("short-lived")) as queue:
+            for expiration in (-1, -0.001):
+                with pytest.raises(PublishRefusedError, match="expiration '-1.*0 or more"):
+                    queue.put("lost?", expiration=expiration)
+            assert queue.qsize() == 0
+            queue.put("kept", expiration=60)
+            assert queue.get(timeout=5).payload == "kept"
+
+
 def test_transport__names_over_amqps_255_bytes_are_refused_on_every_database(
     broker_url: str,
 ) -> None:
