@@ -11,6 +11,7 @@ import time
 from queue import Empty
 from typing import TYPE_CHECKING, Any
 
+from amqp.exceptions import RecoverableConnectionError
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
@@ -187,7 +188,15 @@ class Channel(virtual.Channel):
     def basic_publish(
         self, message: dict[str, Any], exchange: str, routing_key: str, **kwargs: Any
     ) -> None:
-        """Route through the bindings of every process (in the database) and of this one."""
+        """Route through the bindings of every process (in the database) and of this one.
+        Raises amqp's ``RecoverableConnectionError`` on a closed channel, as kombu's
+        ``maybe_declare`` does."""
+        if self.connection is None:
+            # A producer left on a channel a retry closed (kombu's maybe_declare reconnects on
+            # its own, the producer's channel stays the old one): a connection error lets the
+            # producer's ensure revive it on the new channel and publish again. Without this
+            # an AttributeError on the closed channel ended the publish.
+            raise RecoverableConnectionError("channel closed: publish on a revived channel")
         check_name("exchange name", exchange)
         check_name("routing key", routing_key)
         self._inplace_augment_message(message, exchange, routing_key)
@@ -469,4 +478,3 @@ def _expiration_s(queue: str, expiration_ms: object) -> float:
             "must be a number of milliseconds of 0 or more (kombu's expiration: seconds)"
         )
     return expiration / 1000
-

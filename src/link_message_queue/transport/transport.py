@@ -38,6 +38,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from amqp.exceptions import RecoverableConnectionError
 from kombu.transport import virtual
 
 from ..db import Database, after_fork_in_child, database_for, database_url, ensure_schema, masked
@@ -92,6 +93,8 @@ class Transport(virtual.Transport):
         sa.exc.TimeoutError,
         ConnectionError,
         OSError,
+        # What kombu (maybe_declare) and this transport's channel raise on a closed channel.
+        RecoverableConnectionError,
     )
     channel_errors: tuple[Any, ...] = (
         sa.exc.ProgrammingError,

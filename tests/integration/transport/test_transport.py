@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -252,11 +253,46 @@ def test_transport__a_negative_expiration_is_refused_and_nothing_is_stored(
     with kombu.Connection(broker_url, transport_options=SHORT_LEASE) as connection:
         with closing(connection.SimpleQueue("short-lived")) as queue:
             for expiration in (-1, -0.001):
-                with pytest.raises(PublishRefusedError, match="expiration '-1.*0 or more"):
+                with pytest.raises(PublishRefusedError, match=r"expiration '-1.*0 or more"):
                     queue.put("lost?", expiration=expiration)
             assert queue.qsize() == 0
             queue.put("kept", expiration=60)
             assert queue.get(timeout=5).payload == "kept"
+
+
+@pytest.mark.parametrize("exchange", ["", "work"], ids=["default-exchange", "direct-exchange"])
+def test_transport__a_first_publish_past_sqlites_busy_timeout_is_retried_not_lost(
+    sqlite_url: str, exchange: str
+) -> None:
+    # Given the tables in place, and another connection holding SQLite's write lock a little
+    # past the busy timeout
+    broker_url, options = "linkmq+" + sqlite_url, {"busy_timeout_s": 0.5}
+    with kombu.Connection(broker_url, transport_options=options) as connection:
+        connection.default_channel  # noqa: B018  (creates the tables)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), check_same_thread=False)
+    holder.isolation_level = None
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.8, lambda: holder.execute("COMMIT"))
+    release.start()
+    queue = kombu.Queue("work", kombu.Exchange(exchange, "direct"), "work")
+    try:
+        # When a new connection's first publish declares its queue (as Celery's does): the
+        # declare fails after the busy timeout, its retry reconnects and declares again
+        with kombu.Connection(broker_url, transport_options=options) as connection:
+            connection.Producer().publish(
+                "kept",
+                exchange=queue.exchange,
+                routing_key="work",
+                declare=[queue],
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.2},
+            )
+    finally:
+        release.join()
+        holder.close()
+    # Then the producer, left on the closed channel, was revived and published once (before:
+    # AttributeError "'NoneType' object has no attribute ..." on the closed channel)
+    assert len(_rows(broker_url, "work")) == 1
 
 
 def test_transport__names_over_amqps_255_bytes_are_refused_on_every_database(
