@@ -26,6 +26,25 @@ _FLOWER_PORT = 5599
 _FLOWER_URL = f"http://127.0.0.1:{_FLOWER_PORT}"
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:
+    """SIGTERM each process, then wait for all; one still running ``timeout_s`` later is
+    SIGKILLed, and said so on stdout (a worker that hangs at its warm shutdown is a finding,
+    not something to hide, but it must not end the whole run)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            print(
+                f"bench: {' '.join(map(str, process.args[2:6]))} (pid {process.pid}) did not "
+                f"stop within {timeout_s:.0f} s of SIGTERM: killed",
+                flush=True,
+            )
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Worker:
     """The processes of one worker (a Celery worker with its pool, or several procrastinate
@@ -39,14 +58,7 @@ class Worker:
         return self.processes[0]
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
 
     def kill(self) -> None:
         """SIGKILL every process of the worker and its children at once, as a crash would."""
@@ -540,10 +552,7 @@ def bridge_throughput(
                     break
             time.sleep(0.2)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        stop_processes(processes)
     with engine.connect() as connection:
         first, last, done = connection.execute(
             sa.select(
